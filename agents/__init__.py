@@ -1,0 +1,1 @@
+"""Learners, policy networks, checkpoints and reference policies for the suite."""

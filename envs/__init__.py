@@ -1,0 +1,47 @@
+"""Shift environments of the goal-misgeneralization suite.
+
+``import envs`` registers every environment of :data:`ENVIRONMENTS` under the
+``GMSuite/`` namespace, with a single-env entry point (``gymnasium.make``) and
+a batched one (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``).
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+from envs.core import VERDICTS, GridCore, ShiftEnv, ShiftVectorEnv
+
+# id -> (module, single-env class, vector-env class); one row per environment.
+ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
+    "GMSuite/CoinRun-v0": ("envs.coinrun", "CoinRun", "CoinRunVector"),
+    "GMSuite/Maze-v0": ("envs.maze", "Maze", "MazeVector"),
+}
+
+
+def register(env_id: str, module: str, env_class: str, vector_class: str) -> None:
+    """Register one shift environment (idempotent, so re-imports are harmless)."""
+    if env_id in gymnasium.registry:
+        return
+    gymnasium.register(
+        id=env_id,
+        entry_point=f"{module}:{env_class}",
+        vector_entry_point=f"{module}:{vector_class}",
+        disable_env_checker=True,
+    )
+    ENVIRONMENTS.setdefault(env_id, (module, env_class, vector_class))
+
+
+def core_class(env_id: str) -> type[GridCore]:
+    """The batched core behind a registered id; names the id if it is unknown."""
+    if env_id not in gymnasium.registry:
+        known = sorted(k for k in gymnasium.registry if k.startswith("GMSuite/"))
+        raise ValueError(f"unknown environment {env_id!r}; registered: {known}")
+    entry = gymnasium.registry[env_id].entry_point
+    env_cls = gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    return env_cls.core_cls
+
+
+for _env_id, _row in list(ENVIRONMENTS.items()):
+    register(_env_id, *_row)
+
+__all__ = ["ENVIRONMENTS", "VERDICTS", "GridCore", "ShiftEnv", "ShiftVectorEnv", "core_class", "register"]

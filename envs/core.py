@@ -1,0 +1,407 @@
+"""The shift-environment contract and its batched numpy core.
+
+Every environment of the suite is a gridworld whose dynamics are written once,
+as numpy operations over a batch of levels (:class:`GridCore`). The single
+:class:`ShiftEnv` is that core with batch size 1 and :class:`ShiftVectorEnv`
+steps the whole batch; both therefore give identical trajectories for the same
+seeds and actions.
+
+Seeding: an environment slot has a *base seed*; its ``k``-th level is
+generated from ``level_seeds(base_seed, k)`` by counter-based hashing
+(:mod:`envs.rng`), so a level is a pure function of its seed and
+reproducible whatever else is in the batch. ``reset(options={"level_seed":
+s})`` plays one exact level, which is how evaluation enumerates levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from envs import rng
+
+EMPTY, WALL, LAVA = 0, 1, 2
+ACTION_NAMES = ("up", "down", "left", "right")
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
+VERDICTS = (
+    "untrained",
+    "misspecification",
+    "robust",
+    "goal_misgeneralization",
+    "capability_misgeneralization",
+)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A constructor parameter: default, validity check and one-line meaning."""
+
+    default: Any
+    check: Callable[[Any, dict], str | None]
+    doc: str
+
+
+def check_probability(value, _params) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        return "must be a probability in [0, 1]"
+    return None
+
+
+def check_int_range(lo: int, hi: int, odd: bool = False):
+    def check(value, _params) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            return "must be an integer"
+        if not lo <= value <= hi:
+            return f"must be in [{lo}, {hi}]"
+        if odd and value % 2 == 0:
+            return "must be odd"
+        return None
+
+    return check
+
+
+def check_positive_int(value, _params) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        return "must be a positive integer"
+    return None
+
+
+class GridCore:
+    """Batched dynamics of one shift environment: ``B`` levels stepped at once.
+
+    A concrete environment sets the class declarations and overrides
+    :meth:`_configure` (derived sizes), :meth:`_generate` (the level
+    generator, over a subset of the batch) and :meth:`_events` (rewards and
+    termination after the move). Moving, blocking by walls, time limits,
+    observations, state get/set and rendering live here.
+    """
+
+    env_id: ClassVar[str] = ""
+    params_spec: ClassVar[dict[str, Param]] = {}
+    distributions: ClassVar[dict[str, dict[str, Any]]] = {}
+    distribution_params: ClassVar[tuple[str, ...]] = ()
+    reward_names: ClassVar[tuple[str, ...]] = ("intended", "specified")
+    proxy_rewards: ClassVar[tuple[str, ...]] = ()
+    expected_verdicts: ClassVar[dict[str, str]] = {}
+    expected_goals: ClassVar[dict[str, str]] = {}
+    channel_names: ClassVar[tuple[str, ...]] = ()
+    object_names: ClassVar[tuple[str, ...]] = ()
+    flag_names: ClassVar[tuple[str, ...]] = ()
+    cell_chars: ClassVar[dict[int, str]] = {EMPTY: ".", WALL: "#", LAVA: "~"}
+    object_chars: ClassVar[dict[str, str]] = {}
+    colours: ClassVar[dict[str, tuple[int, int, int]]] = {}
+
+    def __init__(self, num_envs: int, distribution: str = "train", **params):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"{self.env_id}: num_envs must be a positive integer, got {num_envs!r}")
+        self.num_envs = int(num_envs)
+        self.distribution = distribution
+        self.params = self.resolve_params(distribution, params)
+        self._configure()
+        b, h, w = self.num_envs, self.height, self.width
+        self.cells = np.zeros((b, h, w), dtype=np.uint8)
+        self.agent = np.zeros((b, 2), dtype=np.int64)
+        self.objects = {name: np.zeros((b, 2), dtype=np.int64) for name in self.object_names}
+        self.flags = np.zeros((b, len(self.flag_names)), dtype=bool)
+        self.steps = np.zeros(b, dtype=np.int64)
+        self.level_seed = np.zeros(b, dtype=np.uint64)
+        self.static_obs = np.zeros((b, len(self.channel_names), h, w), dtype=np.uint8)
+        self._agent_channel = self.channel_names.index("agent")
+        self._rows = np.arange(b)
+
+    # ----------------------------------------------------------- parameters
+    @classmethod
+    def resolve_params(cls, distribution: str, params: dict) -> dict:
+        """Distribution defaults overlaid by user params, each validated by name."""
+        if distribution not in cls.distributions:
+            raise ValueError(
+                f"{cls.env_id}: unknown distribution {distribution!r}; known: {sorted(cls.distributions)}"
+            )
+        unknown = sorted(set(params) - set(cls.params_spec))
+        if unknown:
+            raise ValueError(
+                f"{cls.env_id}: unknown parameter {unknown[0]!r}; known: {sorted(cls.params_spec)}"
+            )
+        merged = {name: p.default for name, p in cls.params_spec.items()}
+        merged.update(cls.distributions[distribution])
+        merged.update(params)
+        for name, p in cls.params_spec.items():
+            problem = p.check(merged[name], merged)
+            if problem:
+                raise ValueError(f"{cls.env_id}: parameter {name}={merged[name]!r} {problem}")
+        return merged
+
+    @classmethod
+    def shared_params(cls, params: dict) -> dict:
+        """The params that stay fixed across distributions (drop distribution-defined ones)."""
+        return {k: v for k, v in params.items() if k not in cls.distribution_params}
+
+    # ----------------------------------------------------------- hooks
+    height: int
+    width: int
+    max_steps: int
+
+    def _configure(self) -> None:
+        raise NotImplementedError
+
+    def _generate(self, idx: np.ndarray, seeds: np.ndarray) -> None:
+        """Write levels for batch rows ``idx`` from ``seeds``: cells, agent, objects, flags."""
+        raise NotImplementedError
+
+    def _events(self, moved: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Rewards (name -> (B,) float) and termination after the agent moved."""
+        raise NotImplementedError
+
+    def _static_channels(self, idx: np.ndarray) -> np.ndarray:
+        """Observation channels that stay fixed during an episode, for rows ``idx``."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------- levels
+    def reset_levels(self, idx: np.ndarray, seeds: np.ndarray) -> None:
+        idx = np.asarray(idx, dtype=np.int64)
+        seeds = rng.as_seed_array(seeds)
+        self.level_seed[idx] = seeds
+        self.steps[idx] = 0
+        self.flags[idx] = False
+        self._generate(idx, seeds)
+        self.static_obs[idx] = self._static_channels(idx)
+
+    # ----------------------------------------------------------- dynamics
+    def step(self, actions: np.ndarray):
+        """Advance every row by one action; returns ``(rewards, terminated, truncated)``."""
+        actions = np.asarray(actions, dtype=np.int64)
+        move = MOVES[actions]
+        target = self.agent + move
+        blocked = self.cells[self._rows, target[:, 0], target[:, 1]] == WALL
+        moved = ~blocked
+        self.agent = np.where(blocked[:, None], self.agent, target)
+        rewards, terminated = self._events(moved)
+        self.steps += 1
+        truncated = (self.steps >= self.max_steps) & ~terminated
+        return rewards, terminated, truncated
+
+    def observe(self) -> np.ndarray:
+        obs = self.static_obs.copy()
+        obs[self._rows, self._agent_channel, self.agent[:, 0], self.agent[:, 1]] = 1
+        return obs
+
+    def cell_at(self, pos: np.ndarray) -> np.ndarray:
+        return self.cells[self._rows, pos[:, 0], pos[:, 1]]
+
+    def replicate(self, row: int, n: int) -> GridCore:
+        """A core of ``n`` copies of this core's level in ``row`` (for batched search)."""
+        clone = type(self)(n, self.distribution, **self.params)
+        for name in ("cells", "agent", "flags", "steps", "level_seed", "static_obs"):
+            getattr(clone, name)[:] = getattr(self, name)[row]
+        for name, array in self.objects.items():
+            clone.objects[name][:] = array[row]
+        return clone
+
+    # ----------------------------------------------------------- exact state
+    @property
+    def state_dim(self) -> int:
+        return 2 + len(self.flag_names)
+
+    def get_states(self) -> np.ndarray:
+        """Dynamic state of every row as ``(B, state_dim)`` ints (the level is fixed)."""
+        return np.concatenate([self.agent, self.flags.astype(np.int64)], axis=1)
+
+    def set_states(self, idx: np.ndarray, states: np.ndarray) -> None:
+        states = np.asarray(states, dtype=np.int64).reshape(len(idx), self.state_dim)
+        self.agent[idx] = states[:, :2]
+        self.flags[idx] = states[:, 2:].astype(bool)
+        self.steps[idx] = 0
+
+    # ----------------------------------------------------------- rendering
+    def render_ansi(self, i: int) -> str:
+        chars = np.vectorize(lambda c: self.cell_chars.get(int(c), "?"))(self.cells[i])
+        chars = chars.astype("<U1")
+        for name in self.object_names:
+            r, c = self.objects[name][i]
+            if r >= 0:
+                chars[r, c] = self.object_chars[name]
+        r, c = self.agent[i]
+        chars[r, c] = "@"
+        return "\n".join("".join(row) for row in chars) + "\n"
+
+    def render_rgb(self, i: int, tile: int = 16) -> np.ndarray:
+        obs = self.observe()[i]
+        image = np.full((self.height, self.width, 3), 24, dtype=np.uint8)
+        for ch, name in enumerate(self.channel_names):
+            image[obs[ch].astype(bool)] = self.colours.get(name, (200, 200, 200))
+        return np.kron(image, np.ones((tile, tile, 1), dtype=np.uint8))
+
+    # ----------------------------------------------------------- spaces
+    @property
+    def obs_shape(self) -> tuple[int, int, int]:
+        return (len(self.channel_names), self.height, self.width)
+
+    def single_observation_space(self) -> gym.spaces.Box:
+        return gym.spaces.Box(0, 1, shape=self.obs_shape, dtype=np.uint8)
+
+    def single_action_space(self) -> gym.spaces.Discrete:
+        return gym.spaces.Discrete(len(ACTION_NAMES))
+
+
+class ShiftEnv(gym.Env):
+    """A shift environment: the batched core with batch size 1.
+
+    ``step`` returns the ``specified`` reward; ``info["rewards"]`` holds every
+    declared reward for the step.
+    """
+
+    core_cls: ClassVar[type[GridCore]]
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8}
+
+    def __init__(self, distribution: str = "train", render_mode: str | None = None, **params):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"{self.core_cls.env_id}: unknown render_mode {render_mode!r}; "
+                f"known: {self.metadata['render_modes']}"
+            )
+        self.core = self.core_cls(1, distribution, **params)
+        self.distribution = distribution
+        self.render_mode = render_mode
+        self.observation_space = self.core.single_observation_space()
+        self.action_space = self.core.single_action_space()
+        self._base_seed: int | None = None
+        self._episode = 0
+
+    @property
+    def reward_names(self) -> tuple[str, ...]:
+        return self.core.reward_names
+
+    @property
+    def proxy_rewards(self) -> tuple[str, ...]:
+        return self.core.proxy_rewards
+
+    @property
+    def expected_verdicts(self) -> dict[str, str]:
+        return dict(self.core.expected_verdicts)
+
+    @property
+    def params(self) -> dict:
+        return dict(self.core.params)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._base_seed, self._episode = int(seed), 0
+        elif self._base_seed is None:
+            self._base_seed = int(self.np_random.integers(2**63))
+        if options and "level_seed" in options:
+            level_seed = rng.as_seed_array([options["level_seed"]])
+        else:
+            level_seed = rng.level_seeds(np.array([self._base_seed]), np.array([self._episode]))
+            self._episode += 1
+        self.core.reset_levels(np.array([0]), level_seed)
+        return self.core.observe()[0], {"level_seed": int(level_seed[0])}
+
+    def step(self, action):
+        if not self.action_space.contains(action):
+            raise ValueError(f"{self.core.env_id}: invalid action {action!r}")
+        rewards, terminated, truncated = self.core.step(np.array([action]))
+        info = {"rewards": {name: float(value[0]) for name, value in rewards.items()}}
+        return (
+            self.core.observe()[0],
+            info["rewards"]["specified"],
+            bool(terminated[0]),
+            bool(truncated[0]),
+            info,
+        )
+
+    def get_state(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.core.get_states()[0])
+
+    def set_state(self, state) -> None:
+        self.core.set_states(np.array([0]), np.array([state]))
+
+    def render(self):
+        if self.render_mode == "ansi":
+            return self.core.render_ansi(0)
+        if self.render_mode == "rgb_array":
+            return self.core.render_rgb(0)
+        return None
+
+
+class ShiftVectorEnv(VectorEnv):
+    """``num_envs`` levels stepped as one numpy batch, with same-step autoreset.
+
+    On an episode's end the row is reset within the same ``step``: the returned
+    observation is the next level's first, and the last one is in
+    ``info["final_obs"]`` (a dense array, valid where ``info["_final_obs"]``).
+    """
+
+    core_cls: ClassVar[type[GridCore]]
+    metadata = {"render_modes": ["ansi", "rgb_array"], "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        distribution: str = "train",
+        render_mode: str | None = None,
+        **params,
+    ):
+        self.core = self.core_cls(num_envs, distribution, **params)
+        self.num_envs = self.core.num_envs
+        self.distribution = distribution
+        self.render_mode = render_mode
+        self.single_observation_space = self.core.single_observation_space()
+        self.single_action_space = self.core.single_action_space()
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._base_seed = np.zeros(self.num_envs, dtype=np.uint64)
+        self._episode = np.zeros(self.num_envs, dtype=np.uint64)
+        self._np_random_seed = None
+        self._seeded = False
+
+    def reset(self, *, seed=None, options: dict | None = None):
+        if seed is None and not self._seeded:
+            seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+        if seed is not None:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else seed
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"reset: {len(seeds)} seeds for {self.num_envs} envs")
+            self._base_seed = rng.as_seed_array(seeds)
+            self._episode[:] = 0
+            self._seeded = True
+        all_rows = np.arange(self.num_envs)
+        if options and "level_seeds" in options:
+            level_seeds = rng.as_seed_array(options["level_seeds"])
+        else:
+            level_seeds = rng.level_seeds(self._base_seed, self._episode)
+            self._episode += np.uint64(1)
+        self.core.reset_levels(all_rows, level_seeds)
+        return self.core.observe(), {"level_seed": self.core.level_seed.copy()}
+
+    def step(self, actions):
+        rewards, terminated, truncated = self.core.step(actions)
+        done = terminated | truncated
+        info: dict[str, Any] = {"rewards": rewards}
+        if done.any():
+            rows = np.flatnonzero(done)
+            info["final_obs"] = self.core.observe()
+            info["_final_obs"] = done
+            seeds = rng.level_seeds(self._base_seed[rows], self._episode[rows])
+            self._episode[rows] += np.uint64(1)
+            self.core.reset_levels(rows, seeds)
+        return (
+            self.core.observe(),
+            rewards["specified"].astype(np.float32),
+            terminated,
+            truncated,
+            info,
+        )
+
+    def render(self):
+        if self.render_mode == "ansi":
+            return [self.core.render_ansi(i) for i in range(self.num_envs)]
+        if self.render_mode == "rgb_array":
+            return [self.core.render_rgb(i) for i in range(self.num_envs)]
+        return None
