@@ -33,8 +33,13 @@ def as_seed_array(seeds) -> np.ndarray:
 
 
 def level_seeds(base_seeds: np.ndarray, episode_index: np.ndarray) -> np.ndarray:
-    """Seed of the ``episode_index``-th level played by an env seeded ``base_seed``."""
-    return splitmix64(splitmix64(as_seed_array(base_seeds)) ^ as_seed_array(episode_index))
+    """Seed of the ``episode_index``-th level played by an env seeded ``base_seed``.
+
+    Kept to 63 bits so a level seed is an ordinary int64 everywhere (info
+    dicts, JSON, CSV).
+    """
+    mixed = splitmix64(splitmix64(as_seed_array(base_seeds)) ^ as_seed_array(episode_index))
+    return mixed & np.uint64(2**63 - 1)
 
 
 def uniform(seeds: np.ndarray, count: int, stream: int = 0) -> np.ndarray:
