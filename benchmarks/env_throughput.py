@@ -70,12 +70,12 @@ def main() -> None:
     single = single_env_steps_per_second(gym.make(args.env), args.seconds)
     print(f"single env (gymnasium.make):  {single:>12,.0f} steps/s")
 
-    minigrid = None
+    minigrid_rate = None
     try:
         import minigrid  # noqa: F401
 
-        minigrid = single_env_steps_per_second(gym.make("MiniGrid-Empty-8x8-v0"), args.seconds)
-        print(f"Minigrid Empty-8x8 single env: {minigrid:>12,.0f} steps/s")
+        minigrid_rate = single_env_steps_per_second(gym.make("MiniGrid-Empty-8x8-v0"), args.seconds)
+        print(f"Minigrid Empty-8x8 single env: {minigrid_rate:>12,.0f} steps/s")
     except ImportError:
         print("Minigrid not installed (pip install -e '.[bench]'): skipped")
 
@@ -84,8 +84,8 @@ def main() -> None:
         f"batched/loop N=1024: {batched[1024] / loop[1024]:.1f}x",
         f"batched N=1024 / single env: {batched[1024] / single:.1f}x",
     ]
-    if minigrid:
-        ratios.append(f"batched N=1024 / Minigrid: {batched[1024] / minigrid:.1f}x")
+    if minigrid_rate:
+        ratios.append(f"batched N=1024 / Minigrid: {batched[1024] / minigrid_rate:.1f}x")
     print(f"target >=1,000,000 steps/s at N=1024: {'met' if batched[1024] >= 1e6 else 'NOT met'}")
     print("ratios: " + "; ".join(ratios))
 
