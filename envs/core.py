@@ -218,6 +218,21 @@ class GridCore:
         self.flags[idx] = states[:, 2:].astype(bool)
         self.steps[idx] = 0
 
+    def transition_rewards(self, states: np.ndarray, next_states: np.ndarray) -> dict[str, np.ndarray]:
+        """Every declared reward for arbitrary transitions ``s -> s'`` of row 0's level.
+
+        EPIC canonicalisation evaluates rewards on transitions the simulator may
+        never produce; the suite's rewards depend on ``(s, s')`` only, so the
+        event hook is run with the flags of ``s`` and the agent placed at ``s'``.
+        """
+        states, next_states = np.atleast_2d(states), np.atleast_2d(next_states)
+        probe = self.replicate(0, len(states))
+        probe.set_states(np.arange(len(states)), states)
+        probe.agent = next_states[:, :2].astype(np.int64).copy()
+        moved = (states[:, :2] != next_states[:, :2]).any(axis=1)
+        rewards, _ = probe._events(moved)
+        return {name: np.asarray(value, dtype=np.float64) for name, value in rewards.items()}
+
     # ----------------------------------------------------------- rendering
     def render_ansi(self, i: int) -> str:
         chars = np.vectorize(lambda c: self.cell_chars.get(int(c), "?"))(self.cells[i])

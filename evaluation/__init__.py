@@ -1,0 +1,1 @@
+"""The judge: rollouts, normalised scores, behavioral-reward inference, verdicts, reports."""

@@ -1,0 +1,137 @@
+"""Batched rollouts of a policy on a named distribution, kept raw.
+
+One episode per level, all levels stepped together on the numpy core; a row
+that has finished is frozen (its later steps are masked out). Everything the
+judge computes downstream comes from these arrays, so each number is traceable
+to the levels and actions that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import envs
+from agents.policies import Policy
+from envs import rng
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation levels are drawn apart from training base seeds
+
+
+@dataclass
+class Rollouts:
+    env_id: str
+    distribution: str
+    params: dict
+    policy: str
+    level_seeds: np.ndarray  # (E,)
+    returns: dict[str, np.ndarray]  # reward name -> (E,) undiscounted episode return
+    lengths: np.ndarray  # (E,)
+    terminated: np.ndarray  # (E,) ended by the env, not by the time limit
+    states: np.ndarray  # (T, E, state_dim) state before each action
+    actions: np.ndarray  # (T, E)
+    alive: np.ndarray  # (T, E) step t belongs to episode e
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.level_seeds)
+
+    def mean_returns(self) -> dict[str, float]:
+        return {name: float(v.mean()) for name, v in self.returns.items()}
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        arrays = {f"return_{k}": v for k, v in self.returns.items()}
+        meta = {
+            "env_id": self.env_id,
+            "distribution": self.distribution,
+            "params": self.params,
+            "policy": self.policy,
+        }
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(
+            tmp,
+            meta=json.dumps(meta),
+            level_seeds=self.level_seeds,
+            lengths=self.lengths,
+            terminated=self.terminated,
+            states=self.states,
+            actions=self.actions,
+            alive=self.alive,
+            **arrays,
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Rollouts:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            returns = {k[len("return_") :]: data[k] for k in data.files if k.startswith("return_")}
+            return cls(
+                level_seeds=data["level_seeds"],
+                lengths=data["lengths"],
+                terminated=data["terminated"],
+                states=data["states"],
+                actions=data["actions"],
+                alive=data["alive"],
+                returns=returns,
+                **meta,
+            )
+
+
+def evaluation_level_seeds(n_episodes: int, seed: int) -> np.ndarray:
+    return rng.level_seeds(np.full(n_episodes, seed + EVAL_SEED_OFFSET), np.arange(n_episodes))
+
+
+def rollout(
+    policy: Policy,
+    env_id: str,
+    distribution: str,
+    params: dict | None = None,
+    n_episodes: int = 100,
+    seed: int = 0,
+    level_seeds: np.ndarray | None = None,
+) -> Rollouts:
+    """Play one episode on each of ``n_episodes`` seeded levels of ``distribution``."""
+    params = dict(params or {})
+    core_cls = envs.core_class(env_id)
+    if level_seeds is None:
+        level_seeds = evaluation_level_seeds(n_episodes, seed)
+    level_seeds = np.asarray(level_seeds, dtype=np.uint64)
+    n = len(level_seeds)
+    core = core_cls(n, distribution, **params)
+    core.reset_levels(np.arange(n), level_seeds)
+    returns = {name: np.zeros(n) for name in core.reward_names}
+    lengths = np.zeros(n, dtype=np.int64)
+    terminated = np.zeros(n, dtype=bool)
+    alive = np.ones(n, dtype=bool)
+    states, actions, alive_steps = [], [], []
+    while alive.any():
+        obs = core.observe()
+        states.append(core.get_states())
+        act = np.asarray(policy.act(obs, core), dtype=np.int64)
+        actions.append(act)
+        alive_steps.append(alive.copy())
+        rewards, term, trunc = core.step(act)
+        for name, value in rewards.items():
+            returns[name] += np.where(alive, value, 0.0)
+        lengths += alive
+        terminated |= alive & term
+        alive &= ~(term | trunc)
+    return Rollouts(
+        env_id=env_id,
+        distribution=distribution,
+        params=core.params,
+        policy=policy.name,
+        level_seeds=level_seeds.astype(np.int64),
+        returns=returns,
+        lengths=lengths,
+        terminated=terminated,
+        states=np.stack(states),
+        actions=np.stack(actions),
+        alive=np.stack(alive_steps),
+    )
