@@ -71,6 +71,12 @@ def _check_width(value, params):
     return check_int_range(7, 101)(value, params)
 
 
+def _check_hazard_len(value, params):
+    if value is None:
+        return None
+    return check_int_range(1, params["height"] - 3)(value, params)
+
+
 def _check_max_steps(value, params):
     return None if value is None else check_positive_int(value, params)
 
@@ -81,6 +87,8 @@ class CoinRunCore(GridCore):
         "height": Param(7, check_int_range(5, 51), "rows including the border walls"),
         "width": Param(13, _check_width, "columns including the border walls"),
         "hazard_prob": Param(0.75, check_probability, "chance that a hazard column holds lava"),
+        "hazard_spacing": Param(2, check_int_range(2, 10), "columns from one hazard column to the next"),
+        "hazard_max_len": Param(None, _check_hazard_len, "longest lava segment (default height - 3)"),
         "coin_random_prob": Param(0.0, check_probability, "chance the coin is placed at random"),
         "max_steps": Param(None, _check_max_steps, "episode step limit (default 4 * width)"),
     }
@@ -107,7 +115,8 @@ class CoinRunCore(GridCore):
         self.mid_row = self.height // 2
         self.start = np.array([self.mid_row, 1])
         self.end = np.array([self.mid_row, self.width - 2])
-        self.hazard_cols = np.arange(3, self.width - 3, 2)
+        self.hazard_cols = np.arange(3, self.width - 3, p["hazard_spacing"])
+        self.hazard_max_len = p["hazard_max_len"] or self.height - 3
         template = np.full((self.height, self.width), EMPTY, dtype=np.uint8)
         template[[0, -1], :] = WALL
         template[:, [0, -1]] = WALL
@@ -118,7 +127,7 @@ class CoinRunCore(GridCore):
         n_haz = len(self.hazard_cols)
         u = rng.uniform(seeds, 3 * n_haz + 3)
         present = u[:, :n_haz] < self.params["hazard_prob"]
-        length = 1 + (u[:, n_haz : 2 * n_haz] * (inner - 1)).astype(np.int64)
+        length = 1 + (u[:, n_haz : 2 * n_haz] * self.hazard_max_len).astype(np.int64)
         top = 1 + (u[:, 2 * n_haz : 3 * n_haz] * (inner - length + 1)).astype(np.int64)
         rows = np.arange(self.height)[None, :, None]
         lava_in_col = present[:, None, :] & (rows >= top[:, None, :]) & (rows < (top + length)[:, None, :])

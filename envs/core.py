@@ -194,13 +194,25 @@ class GridCore:
     def cell_at(self, pos: np.ndarray) -> np.ndarray:
         return self.cells[self._rows, pos[:, 0], pos[:, 1]]
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array that defines the batch's levels and states (for snapshots)."""
+        names = ("cells", "agent", "flags", "steps", "level_seed", "static_obs")
+        named = {name: getattr(self, name) for name in names}
+        named.update({f"object_{name}": array for name, array in self.objects.items()})
+        return named
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, current in self.arrays().items():
+            if name not in arrays or arrays[name].shape != current.shape:
+                raise ValueError(f"{self.env_id}: snapshot array {name!r} is missing or has the wrong shape")
+            current[...] = arrays[name]
+
     def replicate(self, row: int, n: int) -> GridCore:
         """A core of ``n`` copies of this core's level in ``row`` (for batched search)."""
         clone = type(self)(n, self.distribution, **self.params)
-        for name in ("cells", "agent", "flags", "steps", "level_seed", "static_obs"):
-            getattr(clone, name)[:] = getattr(self, name)[row]
-        for name, array in self.objects.items():
-            clone.objects[name][:] = array[row]
+        source = self.arrays()
+        for name, array in clone.arrays().items():
+            array[:] = source[name][row]
         return clone
 
     # ----------------------------------------------------------- exact state
@@ -413,6 +425,20 @@ class ShiftVectorEnv(VectorEnv):
             truncated,
             info,
         )
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The whole batch's state (levels, positions, seeds, episode counters), as arrays."""
+        state = {f"core_{k}": v.copy() for k, v in self.core.arrays().items()}
+        state.update(
+            base_seed=self._base_seed.copy(), episode=self._episode.copy(), seeded=np.array(self._seeded)
+        )
+        return state
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.core.load_arrays({k[len("core_") :]: v for k, v in state.items() if k.startswith("core_")})
+        self._base_seed = np.asarray(state["base_seed"], dtype=np.uint64).copy()
+        self._episode = np.asarray(state["episode"], dtype=np.uint64).copy()
+        self._seeded = bool(state["seeded"])
 
     def render(self):
         if self.render_mode == "ansi":
