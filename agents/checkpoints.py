@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import zipfile
 from pathlib import Path
@@ -55,7 +56,7 @@ def _torch_load(path: Path) -> dict:
         raise CheckpointError(f"missing file {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, pickle.UnpicklingError) as err:
         raise CheckpointError(f"corrupt checkpoint {path}: {err}") from None
 
 

@@ -51,42 +51,53 @@ class TabularModel:
 
 
 def enumerate_level(core: GridCore, row: int = 0, max_states: int = 200_000) -> TabularModel:
-    """Tabular model of the level in ``core``'s ``row``, from its current state."""
+    """Tabular model of the level in ``core``'s ``row``, from its current state.
+
+    States reached only by an episode-ending transition are kept (their
+    features matter to reward comparisons) but not expanded: they get
+    absorbing rows (self-loops, terminal, zero reward).
+    """
     n_actions = core.single_action_space().n
     start = core.get_states()[row]
     chunk = 256
     search = core.replicate(row, chunk * n_actions)
     index = {tuple(start.tolist()): 0}
     states = [start]
-    next_rows, term_rows, reward_rows = [], [], {name: [] for name in core.reward_names}
-    frontier_begin = 0
-    while frontier_begin < len(states):
-        frontier = np.array(states[frontier_begin : frontier_begin + chunk])
-        frontier_begin += len(frontier)
+    queue, queued = [0], {0}
+    rows_of: dict[int, tuple] = {}
+    while queue:
+        batch, queue = queue[:chunk], queue[chunk:]
+        frontier = np.array([states[i] for i in batch])
         k = len(frontier) * n_actions
-        rows = np.arange(k)
-        search.set_states(rows, np.repeat(frontier, n_actions, axis=0))
-        actions = np.tile(np.arange(n_actions), chunk)
-        rewards, terminated, _ = search.step(actions)
-        successors = search.get_states()[:k]
+        search.set_states(np.arange(k), np.repeat(frontier, n_actions, axis=0))
+        rewards, terminated, _ = search.step(np.tile(np.arange(n_actions), chunk))
+        successors = search.get_states()[:k].tolist()
+        terminated = terminated[:k]
         succ_index = np.empty(k, dtype=np.int64)
-        for j, succ in enumerate(successors.tolist()):
+        for j, succ in enumerate(successors):
             key = tuple(succ)
             if key not in index:
                 index[key] = len(states)
                 states.append(np.array(succ))
             succ_index[j] = index[key]
-        next_rows.append(succ_index.reshape(-1, n_actions))
-        term_rows.append(terminated[:k].reshape(-1, n_actions))
-        for name in core.reward_names:
-            reward_rows[name].append(rewards[name][:k].reshape(-1, n_actions))
+            if not terminated[j] and succ_index[j] not in queued:
+                queued.add(succ_index[j])
+                queue.append(succ_index[j])
+        for n, s in enumerate(batch):
+            sl = slice(n * n_actions, (n + 1) * n_actions)
+            rows_of[s] = (succ_index[sl], terminated[sl], {name: r[:k][sl] for name, r in rewards.items()})
         if len(states) > max_states:
             raise ValueError(f"{core.env_id}: level has more than {max_states} states; provide a model")
+    num = len(states)
+    next_state = np.repeat(np.arange(num)[:, None], n_actions, axis=1)
+    terminal = np.ones((num, n_actions), dtype=bool)
+    reward_tables = {name: np.zeros((num, n_actions)) for name in core.reward_names}
+    for s, (succ, term, rew) in rows_of.items():
+        next_state[s], terminal[s] = succ, term
+        for name, table in reward_tables.items():
+            table[s] = rew[name]
     return TabularModel(
-        states=np.array(states),
-        next_state=np.concatenate(next_rows),
-        terminal=np.concatenate(term_rows),
-        rewards={name: np.concatenate(r).astype(np.float64) for name, r in reward_rows.items()},
+        states=np.array(states), next_state=next_state, terminal=terminal, rewards=reward_tables
     )
 
 

@@ -15,6 +15,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -175,7 +176,9 @@ def load_trained_policy(path: str | Path):
             f"{path} expects observations of shape {meta['obs_shape']}, "
             f"but {config.env_id} with {config.env_params} gives {list(venv.observation_space.shape)}"
         )
-    model = build_model(config.agent, venv, config.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # batch-size advice is about training, not loading
+        model = build_model(config.agent, venv, config.seed)
     try:
         model.policy.load_state_dict(state_dict)
     except RuntimeError as err:
@@ -217,6 +220,18 @@ def run_info(config: TrainConfig) -> dict:
     }
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder, or the latest one of a run folder; fails naming the path."""
+    path = Path(path)
+    if (path / "checkpoints").is_dir():
+        found = latest_checkpoint(path / "checkpoints")
+        if found is not None:
+            return found
+    if (path / "state.pt").is_file():
+        return path
+    raise CheckpointError(f"no checkpoint to resume from at {path}")
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
@@ -230,6 +245,7 @@ def train(
     fresh: bool = False,
     progress_bar: bool = True,
     verbose: int = 0,
+    resume_from: str | Path | None = None,
 ) -> dict:
     """Train (or resume, or skip if finished) and return the final metrics.
 
@@ -238,6 +254,7 @@ def train(
     writes a shifted-distribution episode.
     """
     validate(config)
+    explicit_checkpoint = resolve_checkpoint(resume_from) if resume_from is not None else None
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path, metrics_path = run_dir / "train_config.json", run_dir / "metrics.json"
@@ -275,9 +292,9 @@ def train(
     progress_path, eval_path = run_dir / "progress.jsonl", run_dir / "eval.jsonl"
     last_eval = -1
     resumed_from = None
-    checkpoint = latest_checkpoint(checkpoints)
+    checkpoint = explicit_checkpoint or latest_checkpoint(checkpoints)
     if checkpoint is not None:
-        ckpt_meta = load_training_checkpoint(checkpoint, model, venv.env, meta)
+        ckpt_meta = load_training_checkpoint(checkpoint, model, venv, meta)
         last_eval = ckpt_meta.get("last_eval", -1)
         resumed_from = model.num_timesteps
         truncate_jsonl(progress_path, model.num_timesteps)
@@ -301,7 +318,7 @@ def train(
     callbacks.append(
         Checkpointing(
             checkpoints,
-            venv.env,
+            venv,
             config.checkpoint_every,
             meta,
             state=lambda: {"last_eval": evaluation.last_step if evaluation else -1},

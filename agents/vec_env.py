@@ -34,7 +34,12 @@ class ShiftSB3VecEnv(VecEnv):
 
     def reset(self) -> np.ndarray:
         seeds = self._seeds if self._seeds[0] is not None else None
-        obs, info = self.env.reset(seed=seeds)
+        options = None
+        if any("level_seed" in o for o in self._options):
+            if not all("level_seed" in o for o in self._options):
+                raise ValueError("reset options: give a level_seed to every env or to none")
+            options = {"level_seeds": [o["level_seed"] for o in self._options]}
+        obs, info = self.env.reset(seed=seeds, options=options)
         self._reset_seeds()
         self._reset_options()
         for returns in self._returns.values():
@@ -65,6 +70,20 @@ class ShiftSB3VecEnv(VecEnv):
             returns[dones] = 0.0
         self._lengths[dones] = 0
         return obs, rewards[self.reward].astype(np.float32), dones, infos
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The batch state plus the running episode returns (for exact resumption)."""
+        state = self.env.snapshot()
+        state.update(
+            {f"return_{k}": v.copy() for k, v in self._returns.items()}, lengths=self._lengths.copy()
+        )
+        return state
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.env.restore(state)
+        for name, returns in self._returns.items():
+            returns[:] = state[f"return_{name}"]
+        self._lengths[:] = state["lengths"]
 
     def close(self) -> None:
         self.env.close()

@@ -72,6 +72,11 @@ def check_positive_int(value, _params) -> str | None:
     return None
 
 
+def check_render_mode(env_id: str, render_mode: str | None, known: list[str]) -> None:
+    if render_mode is not None and render_mode not in known:
+        raise ValueError(f"{env_id}: unknown render_mode {render_mode!r}; known: {known}")
+
+
 class GridCore:
     """Batched dynamics of one shift environment: ``B`` levels stepped at once.
 
@@ -221,14 +226,18 @@ class GridCore:
         return 2 + len(self.flag_names)
 
     def get_states(self) -> np.ndarray:
-        """Dynamic state of every row as ``(B, state_dim)`` ints (the level is fixed)."""
+        """Dynamic state of every row as ``(B, state_dim)`` ints.
+
+        The level is fixed and time is not part of the state (planners work in
+        the discounted, time-free model): ``set_states`` leaves the episode's
+        step counter as it is.
+        """
         return np.concatenate([self.agent, self.flags.astype(np.int64)], axis=1)
 
     def set_states(self, idx: np.ndarray, states: np.ndarray) -> None:
         states = np.asarray(states, dtype=np.int64).reshape(len(idx), self.state_dim)
         self.agent[idx] = states[:, :2]
         self.flags[idx] = states[:, 2:].astype(bool)
-        self.steps[idx] = 0
 
     def transition_rewards(self, states: np.ndarray, next_states: np.ndarray) -> dict[str, np.ndarray]:
         """Every declared reward for arbitrary transitions ``s -> s'`` of row 0's level.
@@ -287,11 +296,7 @@ class ShiftEnv(gym.Env):
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 8}
 
     def __init__(self, distribution: str = "train", render_mode: str | None = None, **params):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"{self.core_cls.env_id}: unknown render_mode {render_mode!r}; "
-                f"known: {self.metadata['render_modes']}"
-            )
+        check_render_mode(self.core_cls.env_id, render_mode, self.metadata["render_modes"])
         self.core = self.core_cls(1, distribution, **params)
         self.distribution = distribution
         self.render_mode = render_mode
@@ -375,6 +380,7 @@ class ShiftVectorEnv(VectorEnv):
         render_mode: str | None = None,
         **params,
     ):
+        check_render_mode(self.core_cls.env_id, render_mode, self.metadata["render_modes"])
         self.core = self.core_cls(num_envs, distribution, **params)
         self.num_envs = self.core.num_envs
         self.distribution = distribution
@@ -401,6 +407,8 @@ class ShiftVectorEnv(VectorEnv):
         all_rows = np.arange(self.num_envs)
         if options and "level_seeds" in options:
             level_seeds = rng.as_seed_array(options["level_seeds"])
+            if level_seeds.shape != (self.num_envs,):
+                raise ValueError(f"reset: {level_seeds.size} level_seeds for {self.num_envs} envs")
         else:
             level_seeds = rng.level_seeds(self._base_seed, self._episode)
             self._episode += np.uint64(1)
@@ -408,6 +416,11 @@ class ShiftVectorEnv(VectorEnv):
         return self.core.observe(), {"level_seed": self.core.level_seed.copy()}
 
     def step(self, actions):
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,) or not np.all((actions >= 0) & (actions < len(ACTION_NAMES))):
+            raise ValueError(
+                f"{self.core.env_id}: expected {self.num_envs} actions in [0, {len(ACTION_NAMES)}), got {actions!r}"
+            )
         rewards, terminated, truncated = self.core.step(actions)
         done = terminated | truncated
         info: dict[str, Any] = {"rewards": rewards}

@@ -153,7 +153,7 @@ class MazeCore(GridCore):
         cheese_reward = got_cheese * CHEESE_REWARD
         rewards = {
             "intended": cheese_reward,
-            "specified": cheese_reward,
+            "specified": cheese_reward.copy(),
             "reach_top_right": first_visit * CHEESE_REWARD,
         }
         return rewards, got_cheese

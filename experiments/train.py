@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from agents.run_logging import log_run_summary, start_wandb
-from agents.training import train, validate
+from agents.training import resolve_checkpoint, train, validate
 from evaluation.periodic import make_evaluator, make_video_recorder
 from experiments.common import clear_errors, train_config
 
@@ -16,6 +16,8 @@ from experiments.common import clear_errors, train_config
 def run(cfg: DictConfig) -> dict:
     config = train_config(cfg)
     validate(config)
+    if cfg.train.resume_from is not None:
+        resolve_checkpoint(cfg.train.resume_from)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -39,6 +41,7 @@ def run(cfg: DictConfig) -> dict:
         wandb_run=wandb_run,
         fresh=cfg.train.fresh,
         progress_bar=cfg.train.progress_bar,
+        resume_from=cfg.train.resume_from,
     )
     if wandb_run is not None:
         log_run_summary(wandb_run, run_dir, metrics)

@@ -50,9 +50,9 @@ def test_every_level_is_solvable_and_well_formed(params, seed):
     assert cells[coin] == EMPTY and coin != start
     # lava only in hazard columns, never a full column
     lava_cols = set(np.flatnonzero((cells == LAVA).any(axis=0)))
-    assert lava_cols <= set(range(3, w - 3, 2))
+    assert lava_cols <= set(range(3, w - 3, core.params["hazard_spacing"]))
     for c in lava_cols:
-        assert (cells[1:-1, c] == LAVA).sum() <= h - 3
+        assert (cells[1:-1, c] == LAVA).sum() <= max(1, h - 4)  # a gap of two cells at least
     # solvable: the coin is reachable without touching lava or the (episode-ending) level end,
     # and the level end is reachable without touching lava. (The end is not always reachable
     # without collecting the coin: a coin can sit in the only gap of a lava column.)
@@ -176,7 +176,9 @@ def test_levels_vary_with_the_seed():
     n = 60
     core = CoinRunCore(n, "train")
     core.reset_levels(np.arange(n), rng.level_seeds(np.full(n, 4), np.arange(n)))
-    assert len({core.cells[i].tobytes() for i in range(n)}) >= n - 2
-    # default hazard_prob = 0.75 over 4 hazard columns: about 3 lava columns per level
+    # 3 hazard columns of 13 layouts each (none, or a segment of length 1-3 at any height):
+    # about 2,200 layouts, so a few of 60 levels may coincide, not many
+    assert len({core.cells[i].tobytes() for i in range(n)}) >= n - 6
+    # default hazard_prob = 0.75 over 3 hazard columns: about 2 lava columns per level
     lava_cols = (core.cells == LAVA).any(axis=1).sum(axis=1)
-    assert 2.4 < lava_cols.mean() < 3.6
+    assert 1.8 < lava_cols.mean() < 2.7  # expectation 2.25

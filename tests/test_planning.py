@@ -75,8 +75,13 @@ def test_corridor_exact_model_and_values():
     assert model.num_states == 5 * 11  # every interior cell, none of them lava
     assert model.num_actions == 4
     assert tuple(model.states[model.start]) == (3, 1)
-    # the only terminal transitions enter the end (= coin) cell: from its 3 open neighbours
-    assert model.terminal.sum() == 3
+    # the only terminal transitions enter the end (= coin) cell: from its 3 open neighbours;
+    # the end cell itself is kept as an absorbing row (self-loops, terminal, no reward)
+    end = int(model.index_of(np.array([[3, 11]]))[0])
+    expanded = np.arange(model.num_states) != end
+    assert model.terminal[expanded].sum() == 3
+    assert model.terminal[end].all() and (model.next_state[end] == end).all()
+    assert all(not table[end].any() for table in model.rewards.values())
     q = q_star(model, env.reward_names)
     for name in ("specified", "intended", "reach_right_end"):
         assert v_start(model, q, name) == pytest.approx(10 * GAMMA**9, rel=1e-12), name
