@@ -109,6 +109,7 @@ def rollout(
     lengths = np.zeros(n, dtype=np.int64)
     terminated = np.zeros(n, dtype=bool)
     alive = np.ones(n, dtype=bool)
+    final = core.get_states()
     states, actions, alive_steps = [], [], []
     while alive.any():
         obs = core.observe()
@@ -121,7 +122,14 @@ def rollout(
             returns[name] += np.where(alive, value, 0.0)
         lengths += alive
         terminated |= alive & term
-        alive &= ~(term | trunc)
+        ended = alive & (term | trunc)
+        final[ended] = core.get_states()[ended]
+        alive &= ~ended
+        if not alive.all():
+            # Freeze finished rows in their final state: stepping them on would reach states
+            # no level model holds (e.g. past a terminal cell), which exact-state policies look up.
+            dead = np.flatnonzero(~alive)
+            core.set_states(dead, final[dead])
     return Rollouts(
         env_id=env_id,
         distribution=distribution,

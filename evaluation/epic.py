@@ -1,0 +1,152 @@
+"""Tabular EPIC distance (Gleave et al. 2021): how far apart two rewards are, up to shaping and scale.
+
+Two rewards that differ by potential shaping ``gamma * Phi(s') - Phi(s)`` or
+by a positive factor induce the same optimal behaviour; EPIC first maps each
+reward to a canonical form that removes shaping,
+
+    C(R)(s, a, s') = R(s, a, s') + E[gamma R(s', A, S') - R(s, A, S') - gamma R(S, A, S')],
+
+with ``S, S'`` drawn independently from a state distribution ``D_S`` and ``A``
+uniform, then takes the Pearson distance ``sqrt((1 - rho) / 2)`` between the
+canonical rewards over a distribution of transitions. Rewards here depend on
+``(s, s')`` only, so ``A`` drops out and a reward on a level is a matrix over
+pairs of states.
+
+Coverage (our choice, per level): ``D_S`` is uniform over the distinct states
+the given rollouts visit (agent and references on the shifted distribution,
+including each episode's final state); the transitions are every action from
+every covered state through the exact model, uniform; levels weigh equally.
+Taking the optimal references' rollouts into the coverage puts every declared
+reward's goal in it, so no declared reward is constant on the coverage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from evaluation.levels import Level
+from evaluation.rollouts import Rollouts
+
+# Canonical rewards with a weighted variance below this are treated as constant (distance undefined).
+MIN_VARIANCE = 1e-18
+
+
+def canonicalize(reward: np.ndarray, state_weights: np.ndarray, gamma: float) -> np.ndarray:
+    """Canonical form of a reward matrix ``R[i, j] = R(x_i, x_j)`` under ``D_S = state_weights``.
+
+    ``state_weights`` sums to 1 and may be zero on states that only appear as successors.
+    """
+    reward = np.asarray(reward, dtype=np.float64)
+    p = np.asarray(state_weights, dtype=np.float64)
+    mean_next = reward @ p  # E_{S'} R(x_i, S')
+    mean_all = float(p @ mean_next)  # E_{S, S'} R(S, S')
+    return reward + gamma * mean_next[None, :] - mean_next[:, None] - gamma * mean_all
+
+
+def pearson_distance(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """``sqrt((1 - rho) / 2)`` for the weighted Pearson ``rho``; NaN if either is constant."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    w = np.full(len(x), 1.0 / len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    dx, dy = x - w @ x, y - w @ y
+    vx, vy = w @ (dx * dx), w @ (dy * dy)
+    if vx <= MIN_VARIANCE * max(1.0, float(w @ (x * x))) or vy <= MIN_VARIANCE * max(1.0, float(w @ (y * y))):
+        return math.nan
+    rho = float(np.clip((w @ (dx * dy)) / math.sqrt(vx * vy), -1.0, 1.0))
+    return math.sqrt((1.0 - rho) / 2.0)
+
+
+@dataclass
+class LevelCoverage:
+    """Covered states of one level and the transitions EPIC compares rewards on."""
+
+    level: Level
+    states: np.ndarray  # (n,) model indices: covered states, then successor-only states
+    state_weights: np.ndarray  # (n,) D_S, uniform on covered states, zero on successor-only ones
+    source: np.ndarray  # (m,) transition start, index into ``states``
+    target: np.ndarray  # (m,) transition end, index into ``states``
+    weights: np.ndarray  # (m,) transition weights (sum to 1 over all levels)
+
+    @property
+    def state_vectors(self) -> np.ndarray:
+        return self.level.model.states[self.states]
+
+
+def coverage(
+    rollouts: Sequence[Rollouts], levels: Sequence[Level], max_levels: int | None = None
+) -> list[LevelCoverage]:
+    """Per-level coverage from rollouts that all share ``levels`` (one episode per level)."""
+    n_levels = len(levels) if max_levels is None else min(len(levels), max_levels)
+    for r in rollouts:
+        if r.num_episodes != len(levels):
+            raise ValueError(
+                f"coverage: {r.policy} rollouts have {r.num_episodes} episodes for {len(levels)} levels"
+            )
+    result = []
+    for e in range(n_levels):
+        level = levels[e]
+        model = level.model
+        visited = []
+        for r in rollouts:
+            alive = r.alive[:, e]
+            idx = level.index_of(r.states[alive, e])
+            visited += [idx, model.next_state[idx, r.actions[alive, e]]]
+        covered = np.unique(np.concatenate(visited))
+        successors = np.setdiff1d(np.unique(model.next_state[covered]), covered)
+        states = np.concatenate([covered, successors])
+        position = {int(s): i for i, s in enumerate(states)}
+        n_cov, n_actions = len(covered), model.num_actions
+        p = np.zeros(len(states))
+        p[:n_cov] = 1.0 / n_cov
+        source = np.repeat(np.arange(n_cov), n_actions)
+        target = np.array([position[int(s)] for s in model.next_state[covered].ravel()], dtype=np.int64)
+        weights = np.full(len(source), 1.0 / (n_cov * n_actions * n_levels))
+        result.append(LevelCoverage(level, states, p, source, target, weights))
+    return result
+
+
+def declared_reward_matrices(cov: LevelCoverage) -> dict[str, np.ndarray]:
+    """Every declared reward of the level over all pairs of the coverage's states."""
+    x = cov.state_vectors
+    n = len(x)
+    rewards = cov.level.core.transition_rewards(np.repeat(x, n, axis=0), np.tile(x, (n, 1)))
+    return {name: value.reshape(n, n) for name, value in rewards.items()}
+
+
+RewardMatrices = Callable[[LevelCoverage], dict[str, np.ndarray]]
+
+
+def epic_distances(
+    coverages: Sequence[LevelCoverage],
+    reward_sources: Sequence[RewardMatrices],
+    gamma: float,
+    pairs: Sequence[tuple[str, str]] | None = None,
+) -> dict[tuple[str, str], float]:
+    """EPIC distance of every pair of named rewards (or the given ``pairs``), pooled over levels.
+
+    ``reward_sources`` map a level's coverage to reward matrices by name
+    (:func:`declared_reward_matrices`, a learned reward's ``matrices``).
+    """
+    values: dict[str, list[np.ndarray]] = {}
+    weights = []
+    for cov in coverages:
+        matrices = {}
+        for source in reward_sources:
+            matrices.update(source(cov))
+        for name, r in matrices.items():
+            canonical = canonicalize(r, cov.state_weights, gamma)
+            values.setdefault(name, []).append(canonical[cov.source, cov.target])
+        weights.append(cov.weights)
+    w = np.concatenate(weights)
+    pooled = {name: np.concatenate(v) for name, v in values.items()}
+    names = list(pooled)
+    if pairs is None:
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    unknown = [n for pair in pairs for n in pair if n not in pooled]
+    if unknown:
+        raise ValueError(f"unknown reward name {unknown[0]!r}; known: {names}")
+    return {(a, b): pearson_distance(pooled[a], pooled[b], w) for a, b in pairs}

@@ -1,0 +1,134 @@
+"""Which declared reward best explains an agent's actions (Boltzmann-rational candidates).
+
+For each candidate reward ``R`` the agent is modelled as ``P(a|s) ∝ exp(beta *
+Q*_R(s, a))`` with ``Q*_R`` exact on the level, and ``beta >= 0`` fitted by
+maximum likelihood on every alive step of the rollouts. A "no goal"
+hypothesis (``beta = 0``: uniform actions) competes with them. Posterior
+weights come from the maximised log-likelihoods with a BIC penalty of
+``0.5 * log(n_steps)`` for the fitted ``beta`` and a uniform prior, so a
+candidate wins over "no goal" only if its ``beta`` buys real likelihood.
+
+Steps where ``Q*_R`` is constant over actions (e.g. after the goal was
+reached) give the uniform likelihood under every ``beta``: they are kept, as
+they carry no evidence either way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.special import logsumexp, softmax
+
+from evaluation.levels import Level
+from evaluation.rollouts import Rollouts
+
+NO_GOAL = "no_goal"
+# Upper bound of beta in units of 1 / (largest per-state Q* range): exp(-1e4 * gap) ~ 0 for any gap > 1e-2.
+MAX_SCALED_BETA = 1e4
+
+
+@dataclass
+class CandidateInference:
+    """Fitted Boltzmann candidates, the no-goal hypothesis and the posterior over all of them."""
+
+    candidates: list[str]
+    n_steps: int
+    log_likelihood: dict[str, float]  # maximised over beta; NO_GOAL has beta = 0
+    beta: dict[str, float]  # in units of 1 / reward
+    posterior: dict[str, float]
+    inferred_goal: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def candidate_rewards(
+    reward_names: Sequence[str], proxy_rewards: Sequence[str], levels: Sequence[Level]
+) -> list[str]:
+    """``specified``, ``intended`` if it differs from it on these levels, then each proxy."""
+    candidates = ["specified"]
+    differs = any(
+        not np.array_equal(lv.model.rewards["intended"], lv.model.rewards["specified"]) for lv in levels
+    )
+    if "intended" in reward_names and differs:
+        candidates.append("intended")
+    candidates += [p for p in proxy_rewards if p not in candidates]
+    return candidates
+
+
+def step_q_values(rollouts: Rollouts, levels: Sequence[Level], rewards: Sequence[str]):
+    """``Q*`` of each candidate at every alive step: ``(K, N, A)``, and the actions ``(N,)``."""
+    if len(levels) != rollouts.num_episodes:
+        raise ValueError(f"{len(levels)} levels for {rollouts.num_episodes} episodes")
+    qs, actions = [[] for _ in rewards], []
+    for e, level in enumerate(levels):
+        alive = rollouts.alive[:, e]
+        idx = level.index_of(rollouts.states[alive, e])
+        for k, name in enumerate(rewards):
+            qs[k].append(level.q[name][idx])
+        actions.append(rollouts.actions[alive, e])
+    return np.stack([np.concatenate(q) for q in qs]), np.concatenate(actions)
+
+
+def fit_beta(q: np.ndarray, actions: np.ndarray) -> tuple[float, float]:
+    """Maximum-likelihood ``beta >= 0`` of ``P(a|s) ∝ exp(beta Q(s, a))``; returns ``(beta, loglik)``.
+
+    The log-likelihood is concave in ``beta``, so its maximiser is where the
+    derivative crosses zero (Brent's method), or a bound. ``Q`` is rescaled by
+    its largest per-state range first, which only reparametrises ``beta``.
+    """
+    n, n_actions = q.shape
+    if n == 0:
+        return 0.0, 0.0
+    gaps = q - q.max(axis=1, keepdims=True)
+    scale = float(-gaps.min())
+    if scale <= 0:
+        return 0.0, -n * math.log(n_actions)
+    x = gaps / scale
+    taken = x[np.arange(n), actions]
+
+    def loglik(b: float) -> float:
+        return float(np.sum(b * taken - logsumexp(b * x, axis=1)))
+
+    def slope(b: float) -> float:
+        return float(np.sum(taken - np.sum(softmax(b * x, axis=1) * x, axis=1)))
+
+    if slope(0.0) <= 0:
+        b = 0.0
+    elif slope(MAX_SCALED_BETA) >= 0:
+        b = MAX_SCALED_BETA
+    else:
+        b = brentq(slope, 0.0, MAX_SCALED_BETA, xtol=1e-6, rtol=1e-10)
+    return b / scale, loglik(b)
+
+
+def infer_goal(rollouts: Rollouts, levels: Sequence[Level], candidates: Sequence[str]) -> CandidateInference:
+    """Posterior over ``candidates`` and no-goal for the agent's actions in ``rollouts``."""
+    if not candidates:
+        raise ValueError("infer_goal: no candidate rewards")
+    unknown = [c for c in candidates if c not in levels[0].q]
+    if unknown:
+        raise ValueError(f"unknown reward name {unknown[0]!r}; declared: {sorted(levels[0].q)}")
+    q, actions = step_q_values(rollouts, levels, candidates)
+    n_steps, n_actions = len(actions), q.shape[2]
+    loglik, beta = {}, {}
+    for k, name in enumerate(candidates):
+        beta[name], loglik[name] = fit_beta(q[k], actions)
+    loglik[NO_GOAL], beta[NO_GOAL] = -n_steps * math.log(n_actions), 0.0
+    penalty = 0.5 * math.log(max(n_steps, 1))
+    names = list(candidates) + [NO_GOAL]
+    score = np.array([loglik[h] - (penalty if h != NO_GOAL else 0.0) for h in names])
+    post = softmax(score)
+    posterior = {h: float(p) for h, p in zip(names, post, strict=True)}
+    return CandidateInference(
+        candidates=list(candidates),
+        n_steps=int(n_steps),
+        log_likelihood=loglik,
+        beta=beta,
+        posterior=posterior,
+        inferred_goal=names[int(np.argmax(post))],
+    )

@@ -1,0 +1,247 @@
+"""Candidate-free behavioral reward: maximum-entropy IRL over features shared by all levels.
+
+Candidate inference can only pick among declared rewards; an agent may pursue
+something nobody declared. Maximum (causal) entropy IRL (Ziebart et al. 2008,
+2010) fits a linear reward ``R_w(s, s') = w . phi(s, s')`` whose soft-optimal
+policy ``pi_w(a|s) = exp(Q_w(s, a) - V_w(s))`` maximises the likelihood of the
+agent's actions, on each level's exact model.
+
+Features come from the core generically (any :class:`~envs.core.GridCore`,
+no per-env code): a (centred) one-hot of the agent's next position, each
+static observation channel (wall, lava, coin, cheese, ...) at the next
+position, a "blocked" bit (bumped into a wall) and each flag just set in
+``s'``. Entropy is measured relative to the uniform policy, so ending an
+episode costs no entropy bonus: termination is neutral, as in the declared
+rewards.
+
+Fitting: levels are padded to a common state count and solved together. Soft
+values by soft policy iteration (each step an exact batched linear solve, warm
+started from the previous policy); the exact gradient of the log-likelihood
+from successor features ``psi = (I - gamma P_pi)^-1 phi_pi``; L-BFGS on the
+L2-regularised mean log-likelihood, which is concave in ``w``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+from agents.planning import DEFAULT_GAMMA
+from envs.core import GridCore
+from evaluation.epic import LevelCoverage
+from evaluation.levels import Level
+from evaluation.rollouts import Rollouts
+
+
+@dataclass(frozen=True)
+class FeatureMap:
+    """``phi(s, s')`` shared by every level of an env: which cells get a position feature, and names.
+
+    Position features cover the cells the agent can occupy on the IRL's levels
+    and are centred (``e_p - 1/P``) so that, with no constant feature, no
+    weight vector makes a constant per-step reward: in an episodic task a
+    living penalty explains "reach a terminal state fast" far more cheaply
+    (under L2) than the goal itself, and EPIC, which removes constants, would
+    then see nothing of the goal.
+    """
+
+    height: int
+    width: int
+    cells: np.ndarray  # flat indices ``row * width + col`` with a position feature
+    channels: tuple[str, ...]  # static observation channels read at the next position
+    channel_index: tuple[int, ...]
+    flags: tuple[str, ...]
+
+    @classmethod
+    def for_levels(cls, levels: Sequence[Level]) -> FeatureMap:
+        core = levels[0].core
+        occupied = np.unique(
+            np.concatenate([lv.model.states[:, 0] * core.width + lv.model.states[:, 1] for lv in levels])
+        )
+        keep = [(i, ch) for i, ch in enumerate(core.channel_names) if ch != "agent"]
+        return cls(
+            height=core.height,
+            width=core.width,
+            cells=occupied,
+            channels=tuple(ch for _, ch in keep),
+            channel_index=tuple(i for i, _ in keep),
+            flags=tuple(core.flag_names),
+        )
+
+    @property
+    def names(self) -> list[str]:
+        rows, cols = np.divmod(self.cells, self.width)
+        names = [f"at_{r}_{c}" for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
+        return names + [f"on_{ch}" for ch in self.channels] + ["blocked"] + [f"set_{f}" for f in self.flags]
+
+    def __call__(self, core: GridCore, states: np.ndarray, next_states: np.ndarray) -> np.ndarray:
+        """Features of transitions ``s -> s'`` of the level in ``core``'s row 0: ``(n, F)``."""
+        states, next_states = np.atleast_2d(states), np.atleast_2d(next_states)
+        n = len(states)
+        r, c = next_states[:, 0], next_states[:, 1]
+        slot = np.full(self.height * self.width, -1)
+        slot[self.cells] = np.arange(len(self.cells))
+        where = slot[r * self.width + c]
+        position = np.zeros((n, len(self.cells)))
+        inside = where >= 0
+        position[inside] = -1.0 / len(self.cells)
+        position[np.flatnonzero(inside), where[inside]] += 1.0
+        channels = core.static_obs[0][list(self.channel_index)][:, r, c].T.astype(np.float64)
+        blocked = (states[:, :2] == next_states[:, :2]).all(axis=1, keepdims=True).astype(np.float64)
+        just_set = next_states[:, 2:].astype(bool) & ~states[:, 2:].astype(bool)
+        return np.concatenate([position, channels, blocked, just_set.astype(np.float64)], axis=1)
+
+
+@dataclass
+class LearnedReward:
+    """``R_beh(s, s') = weights . phi(s, s')`` learned by MaxEnt IRL."""
+
+    env_id: str
+    features: FeatureMap
+    weights: np.ndarray
+    mean_log_likelihood: float  # per step, at the optimum, without the L2 term
+    n_steps: int
+    n_levels: int
+    converged: bool
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.features.names
+
+    def rewards(self, level: Level, states: np.ndarray, next_states: np.ndarray) -> np.ndarray:
+        return self.features(level.core, states, next_states) @ self.weights
+
+    def matrices(self, name: str = "irl"):
+        """A reward source for :func:`evaluation.epic.epic_distances`."""
+
+        def source(cov: LevelCoverage) -> dict[str, np.ndarray]:
+            x = cov.state_vectors
+            n = len(x)
+            return {name: self.rewards(cov.level, np.repeat(x, n, axis=0), np.tile(x, (n, 1))).reshape(n, n)}
+
+        return source
+
+    def top_features(self, k: int = 5) -> list[tuple[str, float]]:
+        order = np.argsort(-np.abs(self.weights))[:k]
+        names = self.feature_names
+        return [(names[i], float(self.weights[i])) for i in order]
+
+
+class _PaddedModels:
+    """Levels' models padded to a common state count; padded states are terminal self-loops."""
+
+    def __init__(self, levels: Sequence[Level], features: FeatureMap, gamma: float):
+        n_levels = len(levels)
+        n_states = max(lv.model.num_states for lv in levels)
+        n_actions = levels[0].model.num_actions
+        self.shape = (n_levels, n_states, n_actions)
+        self.next = np.tile(np.arange(n_states)[None, :, None], (n_levels, 1, n_actions))
+        self.cont = np.zeros(self.shape)
+        phis = []
+        for i, lv in enumerate(levels):
+            m = lv.model
+            s = m.num_states
+            self.next[i, :s] = m.next_state
+            self.cont[i, :s] = gamma * ~m.terminal
+            phi = features(lv.core, np.repeat(m.states, n_actions, axis=0), m.states[m.next_state.ravel()])
+            phis.append(np.pad(phi.reshape(s, n_actions, -1), ((0, n_states - s), (0, 0), (0, 0))))
+        self.phi = np.stack(phis)  # (L, S, A, F)
+        self.eye = np.eye(n_states)[None]
+
+    def transition_matrix(self, pi: np.ndarray) -> np.ndarray:
+        """``gamma P_pi`` as ``(L, S, S)``."""
+        n_levels, n_states, _ = self.shape
+        rows = np.arange(n_levels * n_states).reshape(n_levels, n_states, 1)
+        index = rows * n_states + self.next
+        flat = np.bincount(
+            index.ravel(), weights=(pi * self.cont).ravel(), minlength=n_levels * n_states * n_states
+        )
+        return flat.reshape(n_levels, n_states, n_states)
+
+    def soft_policy(self, reward: np.ndarray, pi: np.ndarray, tol: float = 1e-7, max_iters: int = 100):
+        """Soft-optimal policy by soft policy iteration from ``pi``; returns ``(pi, A_matrix)``."""
+        rows = np.arange(self.shape[0])[:, None, None]
+        v = None
+        for _ in range(max_iters):
+            a_matrix = self.eye - self.transition_matrix(pi)
+            b = np.sum(pi * (reward - np.log(np.maximum(pi, 1e-300) * self.shape[2])), axis=2)
+            v_new = np.linalg.solve(a_matrix, b[..., None])[..., 0]
+            q = reward + self.cont * v_new[rows, self.next]
+            pi = np.exp(q - logsumexp(q, axis=2, keepdims=True))
+            if v is not None and np.max(np.abs(v_new - v)) < tol:
+                break
+            v = v_new
+        return pi, self.eye - self.transition_matrix(pi)
+
+
+def maxent_irl(
+    rollouts: Rollouts,
+    levels: Sequence[Level],
+    gamma: float = DEFAULT_GAMMA,
+    l2: float = 1e-4,
+    max_levels: int | None = 100,
+    max_iter: int = 100,
+) -> LearnedReward:
+    """Fit ``R_beh`` to the agent's actions on the first ``max_levels`` levels of ``rollouts``."""
+    if len(levels) != rollouts.num_episodes:
+        raise ValueError(f"maxent_irl: {len(levels)} levels for {rollouts.num_episodes} episodes")
+    if l2 < 0:
+        raise ValueError(f"maxent_irl: l2 must be >= 0, got {l2!r}")
+    n_levels = len(levels) if max_levels is None else min(len(levels), max_levels)
+    levels = list(levels[:n_levels])
+    features = FeatureMap.for_levels(levels)
+    models = _PaddedModels(levels, features, gamma)
+    demo_level, demo_state, demo_action = [], [], []
+    for e, lv in enumerate(levels):
+        alive = rollouts.alive[:, e]
+        demo_state.append(lv.index_of(rollouts.states[alive, e]))
+        demo_action.append(rollouts.actions[alive, e])
+        demo_level.append(np.full(int(alive.sum()), e))
+    lvl, st, act = (np.concatenate(x) for x in (demo_level, demo_state, demo_action))
+    n_steps = len(act)
+    n_features = models.phi.shape[-1]
+    state = {"pi": np.full(models.shape, 1.0 / models.shape[2])}
+
+    # Demonstrated features and where each step's discounted successor lands, for the adjoint gradient.
+    demo_phi = models.phi[lvl, st, act].mean(axis=0)
+    flat_state = lvl * models.shape[1] + st
+    flat_next = lvl * models.shape[1] + models.next[lvl, st, act]
+    n_flat = models.shape[0] * models.shape[1]
+    visits = (
+        np.bincount(flat_next, weights=models.cont[lvl, st, act], minlength=n_flat)
+        - np.bincount(flat_state, minlength=n_flat)
+    ).reshape(models.shape[:2]) / n_steps
+
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
+        reward = models.phi @ w
+        pi, a_matrix = models.soft_policy(reward, state["pi"])
+        state["pi"] = pi
+        # d loglik / dw = mean(phi(s_n, a_n)) + u^T (I - gamma P_pi)^-1 phi_pi, with u = visits:
+        # one transposed solve instead of one per feature.
+        adjoint = np.linalg.solve(np.swapaxes(a_matrix, 1, 2), visits[..., None])[..., 0]
+        grad = demo_phi + np.einsum("ls,lsa,lsaf->f", adjoint, pi, models.phi)
+        loglik = np.mean(np.log(np.maximum(pi[lvl, st, act], 1e-300)))
+        state["loglik"] = loglik
+        return -(loglik - 0.5 * l2 * w @ w), -(grad - l2 * w)
+
+    result = minimize(
+        objective,
+        np.zeros(n_features),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "ftol": 1e-7},
+    )
+    objective(result.x)
+    return LearnedReward(
+        env_id=rollouts.env_id,
+        features=features,
+        weights=result.x,
+        mean_log_likelihood=float(state["loglik"]),
+        n_steps=int(n_steps),
+        n_levels=n_levels,
+        converged=bool(result.success),
+    )
