@@ -9,6 +9,7 @@ the same network an uninterrupted run would.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,8 +53,12 @@ class PeriodicEvaluation(BaseCallback):
     def due(self, timesteps: int) -> bool:
         return timesteps // self.every > max(self.last_step, -1) // self.every or self.last_step < 0
 
+    def _on_training_start(self) -> None:
+        self.started = time.perf_counter()
+
     def run(self, timesteps: int) -> list[dict]:
-        rows = self.evaluate(self.model, timesteps)
+        wall = time.perf_counter() - getattr(self, "started", time.perf_counter())
+        rows = [{**row, "wall_seconds": round(wall, 2)} for row in self.evaluate(self.model, timesteps)]
         with open(self.path, "a") as f:
             for row in rows:
                 f.write(json.dumps(row) + "\n")

@@ -55,7 +55,7 @@ class AgentConfig:
     algo: str = "ppo"
     num_envs: int = 32
     features_dim: int = 128
-    channels: list[int] = field(default_factory=lambda: [32, 64])
+    channels: list[int] = field(default_factory=lambda: [16, 32])
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
 
