@@ -17,14 +17,15 @@ def env_params(env_cfg: DictConfig) -> dict:
     return {k: v for k, v in OmegaConf.to_container(env_cfg, resolve=True).items() if k not in ENV_META_KEYS}
 
 
-def train_config(cfg: DictConfig) -> TrainConfig:
+def train_config(cfg: DictConfig, seed: int | None = None, env_overrides: dict | None = None) -> TrainConfig:
+    """A TrainConfig from a config holding ``env``, ``agent``, ``train``, ``seed``, ``total_timesteps``."""
     agent = OmegaConf.to_container(cfg.agent, resolve=True)
     agent.pop("name", None)
     return TrainConfig(
         env_id=cfg.env.id,
-        env_params=env_params(cfg.env),
+        env_params={**env_params(cfg.env), **(env_overrides or {})},
         agent=AgentConfig(**agent),
-        seed=cfg.seed,
+        seed=cfg.seed if seed is None else seed,
         total_timesteps=cfg.total_timesteps,
         reward=cfg.train.reward,
         eval_every=cfg.train.eval_every,
