@@ -8,6 +8,8 @@ value iteration, and cache the plan by level seed.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from agents.planning import DEFAULT_GAMMA, TabularModel, enumerate_level, value_iteration
@@ -32,23 +34,28 @@ class UniformRandomPolicy(Policy):
 
 
 class LevelSolver:
-    """Exact models and ``Q*`` of every declared reward, cached per level seed."""
+    """Exact models and ``Q*`` of every declared reward, cached per level.
+
+    A level is its env, resolved params and seed: the same seed under another
+    distribution (CoinRun ``train`` vs ``test``) is another level.
+    """
 
     def __init__(self, gamma: float = DEFAULT_GAMMA):
         self.gamma = gamma
-        self._cache: dict[int, tuple[TabularModel, dict[str, np.ndarray], dict[tuple, int]]] = {}
+        self._cache: dict[tuple, tuple[TabularModel, dict[str, np.ndarray], dict[tuple, int]]] = {}
 
     def solve(self, core: GridCore, row: int):
         seed = int(core.level_seed[row])
-        if seed not in self._cache:
+        key = (core.env_id, json.dumps(core.params, sort_keys=True, default=str), seed)
+        if key not in self._cache:
             single = core.replicate(row, 1)
             single.reset_levels(np.array([0]), np.array([seed]))
             model = enumerate_level(single)
             names = list(model.rewards)
             q = value_iteration(model, np.stack([model.rewards[n] for n in names]), self.gamma)
             lookup = {tuple(s): i for i, s in enumerate(model.states.tolist())}
-            self._cache[seed] = (model, dict(zip(names, q, strict=True)), lookup)
-        return self._cache[seed]
+            self._cache[key] = (model, dict(zip(names, q, strict=True)), lookup)
+        return self._cache[key]
 
     def state_indices(self, core: GridCore) -> np.ndarray:
         states = core.get_states().tolist()

@@ -300,3 +300,17 @@ def test_transition_rewards_agree_with_the_simulator():
         got = env.core.transition_rewards(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
         for name in env.reward_names:
             np.testing.assert_array_equal(got[name], [p[2][name] for p in pairs], err_msg=name)
+
+
+def test_planner_cache_tells_distributions_apart():
+    """CoinRun train and test share a seed's lava but not its coin: one plan must not serve both."""
+    from agents.policies import PlannerPolicy
+    from evaluation.rollouts import rollout
+
+    planner = PlannerPolicy("specified")
+    train = rollout(planner, "GMSuite/CoinRun-v0", "train", n_episodes=40, seed=3)
+    test = rollout(planner, "GMSuite/CoinRun-v0", "test", n_episodes=40, seed=3)
+    fresh = rollout(PlannerPolicy("specified"), "GMSuite/CoinRun-v0", "test", n_episodes=40, seed=3)
+    assert (train.returns["specified"] == 10).all()
+    np.testing.assert_array_equal(test.returns["specified"], fresh.returns["specified"])
+    assert (test.returns["specified"] == 10).all()
