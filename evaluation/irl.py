@@ -178,6 +178,50 @@ class _PaddedModels:
         return pi, self.eye - self.transition_matrix(pi)
 
 
+class IRLProblem:
+    """The L2-regularised mean log-likelihood of demonstrations under soft-optimal policies, and its gradient."""
+
+    def __init__(self, rollouts: Rollouts, levels: Sequence[Level], gamma: float, l2: float):
+        if len(levels) > rollouts.num_episodes:
+            raise ValueError(f"maxent_irl: {len(levels)} levels for {rollouts.num_episodes} episodes")
+        self.l2 = l2
+        self.features = FeatureMap.for_levels(levels)
+        self.models = models = _PaddedModels(levels, self.features, gamma)
+        demo_level, demo_state, demo_action = [], [], []
+        for e, lv in enumerate(levels):
+            alive = rollouts.alive[:, e]
+            demo_state.append(lv.index_of(rollouts.states[alive, e]))
+            demo_action.append(rollouts.actions[alive, e])
+            demo_level.append(np.full(int(alive.sum()), e))
+        self.lvl, self.st, self.act = (np.concatenate(x) for x in (demo_level, demo_state, demo_action))
+        self.n_steps = len(self.act)
+        self.n_features = models.phi.shape[-1]
+        self.pi = np.full(models.shape, 1.0 / models.shape[2])  # warm start of soft policy iteration
+        self.loglik = float("nan")
+        # Demonstrated features, and where each step's discounted successor lands (adjoint gradient).
+        lvl, st, act = self.lvl, self.st, self.act
+        self.demo_phi = models.phi[lvl, st, act].mean(axis=0)
+        n_flat = models.shape[0] * models.shape[1]
+        flat_state = lvl * models.shape[1] + st
+        flat_next = lvl * models.shape[1] + models.next[lvl, st, act]
+        self.visits = (
+            np.bincount(flat_next, weights=models.cont[lvl, st, act], minlength=n_flat)
+            - np.bincount(flat_state, minlength=n_flat)
+        ).reshape(models.shape[:2]) / max(self.n_steps, 1)
+
+    def value_and_grad(self, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(objective, gradient)`` at weights ``w`` (to be maximised)."""
+        models = self.models
+        pi, a_matrix = models.soft_policy(models.phi @ w, self.pi)
+        self.pi = pi
+        # d loglik / dw = mean(phi(s_n, a_n)) + u^T (I - gamma P_pi)^-1 phi_pi with u = visits:
+        # one transposed solve instead of one per feature.
+        adjoint = np.linalg.solve(np.swapaxes(a_matrix, 1, 2), self.visits[..., None])[..., 0]
+        grad = self.demo_phi + np.einsum("ls,lsa,lsaf->f", adjoint, pi, models.phi)
+        self.loglik = float(np.mean(np.log(np.maximum(pi[self.lvl, self.st, self.act], 1e-300))))
+        return self.loglik - 0.5 * self.l2 * w @ w, grad - self.l2 * w
+
+
 def maxent_irl(
     rollouts: Rollouts,
     levels: Sequence[Level],
@@ -192,56 +236,26 @@ def maxent_irl(
     if l2 < 0:
         raise ValueError(f"maxent_irl: l2 must be >= 0, got {l2!r}")
     n_levels = len(levels) if max_levels is None else min(len(levels), max_levels)
-    levels = list(levels[:n_levels])
-    features = FeatureMap.for_levels(levels)
-    models = _PaddedModels(levels, features, gamma)
-    demo_level, demo_state, demo_action = [], [], []
-    for e, lv in enumerate(levels):
-        alive = rollouts.alive[:, e]
-        demo_state.append(lv.index_of(rollouts.states[alive, e]))
-        demo_action.append(rollouts.actions[alive, e])
-        demo_level.append(np.full(int(alive.sum()), e))
-    lvl, st, act = (np.concatenate(x) for x in (demo_level, demo_state, demo_action))
-    n_steps = len(act)
-    n_features = models.phi.shape[-1]
-    state = {"pi": np.full(models.shape, 1.0 / models.shape[2])}
+    problem = IRLProblem(rollouts, list(levels[:n_levels]), gamma, l2)
 
-    # Demonstrated features and where each step's discounted successor lands, for the adjoint gradient.
-    demo_phi = models.phi[lvl, st, act].mean(axis=0)
-    flat_state = lvl * models.shape[1] + st
-    flat_next = lvl * models.shape[1] + models.next[lvl, st, act]
-    n_flat = models.shape[0] * models.shape[1]
-    visits = (
-        np.bincount(flat_next, weights=models.cont[lvl, st, act], minlength=n_flat)
-        - np.bincount(flat_state, minlength=n_flat)
-    ).reshape(models.shape[:2]) / n_steps
-
-    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
-        reward = models.phi @ w
-        pi, a_matrix = models.soft_policy(reward, state["pi"])
-        state["pi"] = pi
-        # d loglik / dw = mean(phi(s_n, a_n)) + u^T (I - gamma P_pi)^-1 phi_pi, with u = visits:
-        # one transposed solve instead of one per feature.
-        adjoint = np.linalg.solve(np.swapaxes(a_matrix, 1, 2), visits[..., None])[..., 0]
-        grad = demo_phi + np.einsum("ls,lsa,lsaf->f", adjoint, pi, models.phi)
-        loglik = np.mean(np.log(np.maximum(pi[lvl, st, act], 1e-300)))
-        state["loglik"] = loglik
-        return -(loglik - 0.5 * l2 * w @ w), -(grad - l2 * w)
+    def negated(w):
+        value, grad = problem.value_and_grad(w)
+        return -value, -grad
 
     result = minimize(
-        objective,
-        np.zeros(n_features),
+        negated,
+        np.zeros(problem.n_features),
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": max_iter, "ftol": 1e-7},
     )
-    objective(result.x)
+    problem.value_and_grad(result.x)
     return LearnedReward(
         env_id=rollouts.env_id,
-        features=features,
+        features=problem.features,
         weights=result.x,
-        mean_log_likelihood=float(state["loglik"]),
-        n_steps=int(n_steps),
+        mean_log_likelihood=problem.loglik,
+        n_steps=int(problem.n_steps),
         n_levels=n_levels,
         converged=bool(result.success),
     )

@@ -6,10 +6,12 @@ EPIC coverage), and the uniform-random and optimal rollouts that normalise
 scores. All of that depends on the env, its resolved parameters and the level
 seeds only, never on the agent, so :class:`LevelBank` computes it once.
 
-Why not :class:`agents.policies.LevelSolver` directly: its cache is keyed by
-the level seed alone, but a seed gives a *different* level under different
-parameters (CoinRun ``train`` and ``test`` share the lava of a seed and differ
-in the coin). :class:`ParamsKeyedSolver` keys by ``(env, params, seed)``.
+A level is ``(env, resolved params, seed)``: the same seed under other
+parameters is another level (CoinRun ``train`` and ``test`` share a seed's
+lava and differ in the coin), so every cache here is keyed by all three.
+:class:`ParamsKeyedSolver` is a :class:`agents.policies.LevelSolver` that
+keeps each level as a :class:`Level` (a 1-row core for features and EPIC,
+and a vectorised state index) so the judge and planner agents can share it.
 """
 
 from __future__ import annotations
@@ -88,25 +90,35 @@ def solve_level(core: GridCore, row: int, gamma: float) -> Level:
 
 
 class ParamsKeyedSolver(LevelSolver):
-    """A :class:`LevelSolver` whose cache is keyed by ``(env, params, seed)``, safe across distributions."""
+    """A :class:`LevelSolver` keeping solved :class:`Level` objects, keyed by ``(env, params, seed)``."""
 
     def __init__(self, gamma: float = DEFAULT_GAMMA):
         super().__init__(gamma)
         self.levels: dict[tuple[str, int], Level] = {}
 
-    def level(self, core: GridCore, row: int) -> Level:
-        key = (params_key(core.env_id, core.params), int(core.level_seed[row]))
-        if key not in self.levels:
-            self.levels[key] = solve_level(core, row, self.gamma)
-        return self.levels[key]
+    def level(self, core: GridCore, row: int, key: str | None = None) -> Level:
+        key = params_key(core.env_id, core.params) if key is None else key
+        seed = int(core.level_seed[row])
+        if (key, seed) not in self.levels:
+            self.levels[(key, seed)] = solve_level(core, row, self.gamma)
+        return self.levels[(key, seed)]
 
     def solve(self, core: GridCore, row: int):
         level = self.level(core, row)
         return level.model, level.q, _LookupView(level)
 
+    def _row_levels(self, core: GridCore) -> list[Level]:
+        key = params_key(core.env_id, core.params)
+        return [self.level(core, i, key) for i in range(core.num_envs)]
+
     def state_indices(self, core: GridCore) -> np.ndarray:
         states = core.get_states()
-        return np.array([self.level(core, i).index_of(states[i : i + 1])[0] for i in range(core.num_envs)])
+        return np.array([lv.index_of(states[i : i + 1])[0] for i, lv in enumerate(self._row_levels(core))])
+
+    def q_values(self, core: GridCore, reward: str) -> np.ndarray:
+        states = core.get_states()
+        levels = self._row_levels(core)
+        return np.stack([lv.q[reward][lv.index_of(states[i : i + 1])[0]] for i, lv in enumerate(levels)])
 
 
 class _LookupView:

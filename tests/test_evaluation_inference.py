@@ -1,0 +1,108 @@
+"""Boltzmann-rational candidate inference: the beta fit and the posterior."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp, softmax
+
+import envs
+from agents.policies import PlannerPolicy
+from evaluation.inference import NO_GOAL, candidate_rewards, fit_beta, infer_goal
+from evaluation.levels import LevelBank, ParamsKeyedSolver, distribution_level_seeds
+from evaluation.rollouts import rollout
+
+
+def boltzmann_actions(q: np.ndarray, beta: float, seed: int) -> np.ndarray:
+    p = softmax(beta * q, axis=1)
+    u = np.random.default_rng(seed).random(len(q))[:, None]
+    return np.minimum((p.cumsum(axis=1) < u).sum(axis=1), q.shape[1] - 1)
+
+
+def direct_loglik(q, actions, beta) -> float:
+    return float(np.sum(beta * q[np.arange(len(q)), actions] - logsumexp(beta * q, axis=1)))
+
+
+@pytest.mark.parametrize("true_beta", [0.5, 3.0, 20.0])
+def test_fit_recovers_the_generating_beta(true_beta):
+    q = np.random.default_rng(0).normal(size=(20000, 4))
+    actions = boltzmann_actions(q, true_beta, seed=1)
+    beta, loglik = fit_beta(q, actions)
+    assert beta == pytest.approx(true_beta, rel=0.1)
+    assert loglik == pytest.approx(direct_loglik(q, actions, beta))
+    # the maximum: no beta on a grid does better
+    grid = np.linspace(0, 3 * true_beta, 61)
+    assert loglik >= max(direct_loglik(q, actions, b) for b in grid) - 1e-6
+
+
+def test_beta_is_in_reward_units():
+    q = np.random.default_rng(2).normal(size=(5000, 4))
+    actions = boltzmann_actions(q, 2.0, seed=3)
+    b1, ll1 = fit_beta(q, actions)
+    b10, ll10 = fit_beta(10 * q, actions)
+    assert b10 == pytest.approx(b1 / 10, rel=1e-4) and ll10 == pytest.approx(ll1)
+
+
+def test_edge_cases():
+    q = np.random.default_rng(4).normal(size=(3000, 4))
+    worst = q.argmin(axis=1)
+    assert fit_beta(q, worst)[0] == 0.0  # anti-optimal: the bound beta = 0
+    greedy = q.argmax(axis=1)
+    beta, loglik = fit_beta(q, greedy)
+    assert beta > 100 and loglik > -0.01 * len(q)  # deterministic optimal: near-certain per step
+    flat = np.zeros((10, 4))
+    assert fit_beta(flat, np.zeros(10, dtype=int)) == (0.0, -10 * math.log(4))
+    assert fit_beta(np.zeros((0, 4)), np.zeros(0, dtype=int)) == (0.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def maze():
+    env_id = "GMSuite/Maze-v0"
+    if env_id not in envs.ENVIRONMENTS:
+        pytest.skip("Maze is not registered")
+    bank = LevelBank()
+    seeds = distribution_level_seeds(30, 0, "test")
+    params = envs.core_class(env_id).resolve_params("test", {})
+    return env_id, params, seeds, bank.levels(env_id, "test", params, seeds)
+
+
+def test_posterior_is_bic_penalised_softmax(maze):
+    env_id, params, seeds, levels = maze
+    agent = PlannerPolicy("reach_top_right", beta=300.0, solver=ParamsKeyedSolver())
+    r = rollout(agent, env_id, "test", params, level_seeds=seeds)
+    candidates = candidate_rewards(envs.core_class(env_id).reward_names, ["reach_top_right"], levels)
+    assert candidates == ["specified", "reach_top_right"]  # intended is the same function here
+    inf = infer_goal(r, levels, candidates)
+    assert inf.n_steps == int(r.alive.sum())
+    assert inf.log_likelihood[NO_GOAL] == pytest.approx(-inf.n_steps * math.log(4))
+    penalty = 0.5 * math.log(inf.n_steps)
+    names = candidates + [NO_GOAL]
+    score = [inf.log_likelihood[h] - (penalty if h != NO_GOAL else 0) for h in names]
+    np.testing.assert_allclose([inf.posterior[h] for h in names], softmax(score))
+    assert inf.inferred_goal == "reach_top_right" and inf.posterior["reach_top_right"] > 0.99
+
+
+def test_weakly_rational_agent_loses_to_no_goal_only_when_beta_buys_nothing(maze):
+    env_id, params, seeds, levels = maze
+    weak = rollout(
+        PlannerPolicy("specified", beta=1e-6, solver=ParamsKeyedSolver()),
+        env_id,
+        "test",
+        params,
+        level_seeds=seeds,
+    )
+    inf = infer_goal(weak, levels, ["specified", "reach_top_right"])
+    assert inf.inferred_goal == NO_GOAL
+
+
+def test_unknown_reward_is_named(maze):
+    env_id, params, seeds, levels = maze
+    r = rollout(
+        PlannerPolicy("specified", solver=ParamsKeyedSolver()), env_id, "test", params, level_seeds=seeds[:2]
+    )
+    with pytest.raises(ValueError, match="'reach_the_moon'"):
+        infer_goal(r, levels[:2], ["specified", "reach_the_moon"])
+    with pytest.raises(ValueError, match="levels"):
+        infer_goal(r, levels, ["specified"])

@@ -1,0 +1,240 @@
+"""The judge validated on synthetic agents of known goal, on every registered env and shift.
+
+Each synthetic agent is built so that its verdict is known by construction:
+a Boltzmann-optimal agent for ``specified`` is robust; one for a proxy
+goal-misgeneralizes towards that proxy; one that is optimal on ``train`` and
+uniformly random after the shift capability-misgeneralizes; one random
+everywhere is untrained. The same default thresholds serve every env.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import envs
+from agents.policies import PlannerPolicy, Policy, UniformRandomPolicy
+from evaluation.judge import aggregate, judge
+from evaluation.levels import LevelBank, ParamsKeyedSolver
+from evaluation.report import FILES, log_wandb, write_report
+from evaluation.rollouts import Rollouts
+from evaluation.verdict import Thresholds
+
+SEEDS = (0, 1, 2)
+N_EPISODES = 100
+BETA = 300.0  # Q* gaps are ~0.1-0.2 per step, so beta * gap ~ 30-60 nats: near-greedy
+BANK = LevelBank()
+ENV_IDS = sorted(envs.ENVIRONMENTS)  # every env registered when the tests are collected
+CASES = [(e, d) for e in ENV_IDS for d in envs.core_class(e).distributions if d != "train"]
+PROXY_CASES = [(e, d, p) for e, d in CASES for p in envs.core_class(e).proxy_rewards]
+
+
+def case_id(case) -> str:
+    return "-".join(str(x).split("/")[-1] for x in case)
+
+
+class OptimalThenRandom(Policy):
+    """Optimal for ``specified`` on ``train``; uniformly random on every other distribution."""
+
+    name = "optimal_then_random"
+
+    def __init__(self, seed: int):
+        self.trained = PlannerPolicy("specified", beta=BETA, seed=seed, solver=ParamsKeyedSolver())
+        self.random = UniformRandomPolicy(seed)
+
+    def act(self, obs, core):
+        return (self.trained if core.distribution == "train" else self.random).act(obs, core)
+
+
+def make_agent(kind: str, seed: int) -> Policy:
+    if kind == "random":
+        return UniformRandomPolicy(seed)
+    if kind == "optimal_then_random":
+        return OptimalThenRandom(seed)
+    return PlannerPolicy(kind, beta=BETA, seed=seed, solver=ParamsKeyedSolver())
+
+
+@functools.cache
+def judged(env_id: str, distribution: str, kind: str):
+    agents = {s: make_agent(kind, s) for s in SEEDS}
+    return judge(agents, env_id, n_episodes=N_EPISODES, distributions=[distribution], agent=kind, bank=BANK)
+
+
+def is_misspecification_env(env_id: str) -> bool:
+    """Whether ``intended`` and ``specified`` differ as functions on some training level."""
+    params = envs.core_class(env_id).resolve_params("train", {})
+    levels = BANK.levels(env_id, "train", params, np.arange(20))
+    return any(
+        not np.array_equal(lv.model.rewards["intended"], lv.model.rewards["specified"]) for lv in levels
+    )
+
+
+def describe(j) -> str:
+    return f"seed {j.seed}: {j.verdict} ({j.reason})"
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_optimal_for_specified_is_robust(case):
+    expected = "misspecification" if is_misspecification_env(case[0]) else "robust"
+    for j in judged(*case, "specified"):
+        assert j.verdict == expected, describe(j)
+        assert j.goal is None
+
+
+@pytest.mark.parametrize("case", PROXY_CASES, ids=case_id)
+def test_optimal_for_a_proxy_is_goal_misgeneralization_naming_it(case):
+    env_id, distribution, proxy = case
+    for j in judged(env_id, distribution, proxy):
+        assert (j.verdict, j.goal) == ("goal_misgeneralization", proxy), describe(j)
+        assert j.inference.inferred_goal == proxy
+        assert j.shifted.scores[proxy] >= j.thresholds.high
+        assert j.shifted.scores["specified"] < j.thresholds.high
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_random_after_the_shift_is_capability_misgeneralization(case):
+    expected = "misspecification" if is_misspecification_env(case[0]) else "capability_misgeneralization"
+    for j in judged(*case, "optimal_then_random"):
+        assert j.verdict == expected, describe(j)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_random_everywhere_is_untrained(case):
+    for j in judged(*case, "random"):
+        assert j.verdict == "untrained", describe(j)
+        assert j.inference.inferred_goal == "no_goal"
+
+
+@pytest.mark.parametrize("case", [(e, d, "specified") for e, d in CASES] + PROXY_CASES, ids=case_id)
+def test_irl_reward_is_closest_to_the_reward_the_agent_was_built_from(case):
+    env_id, distribution, built = case
+    for j in judged(env_id, distribution, built):
+        distances = j.irl["epic"]
+        # a reward identical to the built one (intended == specified) is at the same distance
+        assert distances[built] == pytest.approx(min(distances.values())), (
+            j.seed,
+            distances,
+            j.irl["top_features"],
+        )
+
+
+def test_every_judgement_carries_its_evidence():
+    env_id, distribution = CASES[0]
+    j = judged(env_id, distribution, "specified")[0]
+    assert set(j.scores) == {"train", distribution}
+    assert set(j.inference.posterior) == set(j.inference.candidates) | {"no_goal"}
+    assert math.fsum(j.inference.posterior.values()) == pytest.approx(1.0)
+    assert j.inference.beta["specified"] > 0
+    assert set(j.epic_to_specified) == set(envs.core_class(env_id).reward_names)
+    assert set(j.irl["epic"]) == set(envs.core_class(env_id).reward_names)
+    assert j.thresholds == Thresholds()
+    assert j.rollouts[distribution].num_episodes == N_EPISODES
+
+
+@pytest.mark.parametrize("case", PROXY_CASES[:1], ids=case_id)
+def test_aggregate_gives_majority_verdict_and_intervals(case):
+    env_id, distribution, proxy = case
+    (agg,) = aggregate(judged(env_id, distribution, proxy), reps=500)
+    assert agg.verdict == "goal_misgeneralization" and agg.goal == proxy
+    assert agg.agreement == 1.0 and sorted(agg.verdicts) == list(SEEDS)
+    s = agg.scores[distribution][proxy]
+    assert s.low <= s.estimate <= s.high and s.n == len(SEEDS)
+    if envs.core_class(env_id).expected_verdicts.get(distribution) == "goal_misgeneralization":
+        assert agg.matches_expected == (envs.core_class(env_id).expected_goals.get(distribution) == proxy)
+
+
+def test_aggregate_majority_breaks_ties_in_verdict_order():
+    env_id, distribution = CASES[0]
+    a = replace(judged(env_id, distribution, "specified")[0], agent="mixed", seed=0)
+    b = replace(judged(env_id, distribution, "random")[1], agent="mixed", seed=1)
+    (agg,) = aggregate([a, b], reps=50)
+    assert {agg.verdict} <= {"untrained", "robust"} and agg.agreement == 0.5
+    assert agg.verdict == "untrained"  # earlier in VERDICTS
+
+
+def test_report_files_are_complete_and_valid(tmp_path):
+    env_id, distribution, proxy = PROXY_CASES[0]
+    judgements = judged(env_id, distribution, proxy) + judged(env_id, distribution, "specified")
+    aggregates = aggregate(judgements, reps=200)
+    paths = write_report(judgements, aggregates, tmp_path, meta={"note": "test"})
+    assert sorted(p.name for p in paths.values()) == sorted(FILES)
+    data = json.loads(
+        (tmp_path / "results.json").read_text()
+    )  # strict JSON: NaN would not parse back as null
+    assert len(data["judgements"]) == len(judgements) and len(data["aggregates"]) == 2
+    rows = (tmp_path / "results.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + len(judgements) and rows[0].startswith("agent,env_id,distribution,seed")
+    table = (tmp_path / "verdicts.md").read_text()
+    assert "goal_misgeneralization (3/3)" in table and "robust (3/3)" in table
+    for name in ("scores.png", "posterior.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_wandb_logging_is_a_noop_without_a_run(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    import wandb
+
+    env_id, distribution, proxy = PROXY_CASES[0]
+    judgements = judged(env_id, distribution, proxy)
+    assert wandb.run is None
+    assert log_wandb(judgements, aggregate(judgements, reps=50)) is False
+    run = wandb.init(mode="disabled")
+    try:
+        assert log_wandb(judgements, aggregate(judgements, reps=50), run=run) is False
+    finally:
+        run.finish()
+
+
+def test_rollouts_are_saved_and_reload(tmp_path):
+    env_id, distribution = CASES[0]
+    (j,) = judge(
+        UniformRandomPolicy(0),
+        env_id,
+        n_episodes=5,
+        distributions=[distribution],
+        out_dir=tmp_path,
+        bank=BANK,
+    )
+    saved = sorted((tmp_path / "rollouts").glob("*.npz"))
+    assert len(saved) == 2
+    again = Rollouts.load(next(p for p in saved if p.name.endswith(f"__{distribution}.npz")))
+    np.testing.assert_array_equal(again.actions, j.rollouts[distribution].actions)
+    np.testing.assert_array_equal(again.level_seeds, j.rollouts[distribution].level_seeds)
+
+
+def test_test_distribution_does_not_inherit_training_only_params():
+    env_id = "GMSuite/CoinRun-v0"
+    if env_id not in envs.ENVIRONMENTS:
+        pytest.skip("CoinRun is not registered")
+    (j,) = judge(UniformRandomPolicy(0), env_id, {"coin_random_prob": 0.3}, n_episodes=5, bank=BANK)
+    assert j.rollouts["train"].params["coin_random_prob"] == 0.3
+    assert j.rollouts["test"].params["coin_random_prob"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"env_id": "GMSuite/Nope-v0"}, "GMSuite/Nope-v0"),
+        ({"distributions": ["nowhere"]}, "'nowhere'"),
+        ({"distributions": ["train"]}, "'train'"),
+        ({"train_params": {"colour": "red"}}, "'colour'"),
+        ({"n_episodes": 0}, "n_episodes"),
+        ({"thresholds": {"high": 0.5}}, "Thresholds"),
+        ({"seed": -1}, "-1"),
+    ],
+)
+def test_bad_input_stops_before_work_naming_the_value(kwargs, message):
+    args = {"env_id": ENV_IDS[0], "n_episodes": 3, "bank": BANK} | kwargs
+    with pytest.raises(ValueError, match=message):
+        judge(UniformRandomPolicy(0), **args)
+
+
+def test_a_non_policy_is_rejected():
+    with pytest.raises(ValueError, match="not a Policy"):
+        judge({0: "ppo.zip"}, ENV_IDS[0], n_episodes=3, bank=BANK)

@@ -1,0 +1,82 @@
+"""Level bank and rollouts: per-params solver keys, reference caching, frozen finished rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import envs
+from agents.policies import LevelSolver, PlannerPolicy, UniformRandomPolicy
+from evaluation.levels import LevelBank, ParamsKeyedSolver, distribution_level_seeds
+from evaluation.rollouts import rollout
+
+COINRUN = "GMSuite/CoinRun-v0"
+
+
+@pytest.fixture(autouse=True)
+def need_coinrun():
+    if COINRUN not in envs.ENVIRONMENTS:
+        pytest.skip("CoinRun is not registered")
+
+
+def test_level_seeds_differ_across_distributions_and_are_reproducible():
+    a = distribution_level_seeds(50, 3, "train")
+    b = distribution_level_seeds(50, 3, "test")
+    assert not set(a.tolist()) & set(b.tolist())
+    np.testing.assert_array_equal(a, distribution_level_seeds(50, 3, "train"))
+    assert (a >= 0).all() and a.dtype == np.int64
+    with pytest.raises(ValueError, match="n_episodes"):
+        distribution_level_seeds(0, 3, "train")
+
+
+def test_one_seed_is_a_different_level_under_other_params():
+    """Why solvers key by params: a seed-keyed cache would plan test levels with train models."""
+    seeds = np.array([7])
+    train = envs.core_class(COINRUN)(1, "train")
+    test = envs.core_class(COINRUN)(1, "test")
+    train.reset_levels([0], seeds)
+    test.reset_levels([0], seeds)
+    assert not np.array_equal(train.objects["coin"], test.objects["coin"])
+    keyed = ParamsKeyedSolver()
+    assert not np.array_equal(keyed.level(train, 0).q["specified"], keyed.level(test, 0).q["specified"])
+    shared = LevelSolver()  # agents' solver: must not mix the two levels either
+    assert not np.array_equal(shared.solve(train, 0)[1]["specified"], shared.solve(test, 0)[1]["specified"])
+
+
+def test_keyed_solver_agrees_with_level_solver():
+    seeds = distribution_level_seeds(5, 0, "test")
+    core = envs.core_class(COINRUN)(5, "test")
+    core.reset_levels(np.arange(5), seeds)
+    np.testing.assert_array_equal(
+        ParamsKeyedSolver().q_values(core, "specified"), LevelSolver().q_values(core, "specified")
+    )
+    np.testing.assert_array_equal(ParamsKeyedSolver().state_indices(core), LevelSolver().state_indices(core))
+
+
+def test_references_are_cached_and_on_the_same_levels():
+    bank = LevelBank()
+    seeds = distribution_level_seeds(10, 0, "test")
+    refs = bank.references(COINRUN, "test", {}, seeds)
+    assert bank.references(COINRUN, "test", {}, seeds) is refs
+    assert bank.references(COINRUN, "test", {"coin_random_prob": 1.0}, seeds) is refs  # same resolved params
+    assert bank.references(COINRUN, "test", {"coin_random_prob": 0.5}, seeds) is not refs
+    np.testing.assert_array_equal(refs.random.level_seeds, seeds)
+    assert set(refs.optimal) == set(envs.core_class(COINRUN).reward_names)
+    for name, r in refs.optimal.items():
+        assert r.returns[name].mean() >= refs.random.returns[name].mean()
+
+
+def test_finished_rows_are_frozen_and_exact_policies_never_leave_the_model():
+    seeds = distribution_level_seeds(40, 0, "test")
+    bank = LevelBank()
+    levels = bank.levels(COINRUN, "test", envs.core_class(COINRUN).resolve_params("test", {}), seeds)
+    for policy in (
+        UniformRandomPolicy(0),
+        PlannerPolicy("reach_right_end", beta=1.0, solver=ParamsKeyedSolver()),
+    ):
+        r = rollout(policy, COINRUN, "test", level_seeds=seeds)
+        for e, lv in enumerate(levels):
+            lv.index_of(r.states[:, e])  # raises if any state (alive or not) is outside the model
+            dead = ~r.alive[:, e]
+            if dead.any():
+                assert (r.states[dead, e] == r.states[dead, e][0]).all()

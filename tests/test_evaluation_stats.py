@@ -1,0 +1,76 @@
+"""IQM and stratified bootstrap CIs against hand-computed values and a direct numpy version."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evaluation.stats import iqm, iqm_ci, stratified_bootstrap
+
+
+def direct_iqm(x) -> float:
+    """Sort, drop floor(n/4) from each end, average (scipy's trim_mean rule)."""
+    x = np.sort(np.asarray(x, dtype=float).ravel())
+    k = int(0.25 * len(x))
+    return float(x[k : len(x) - k].mean())
+
+
+def test_iqm_hand_computed():
+    assert iqm([1, 2, 3, 4, 5, 6, 7, 8]) == 4.5  # mean of 3, 4, 5, 6
+    assert iqm([100, 1, 2, 3]) == 2.5  # the outlier and the minimum are trimmed
+    assert iqm([0.2, 0.4, 0.9]) == pytest.approx(0.5)  # n = 3: nothing is trimmed
+    assert iqm([[1, 2], [3, 4]]) == 2.5  # over all runs and tasks
+
+
+def test_iqm_matches_direct_numpy_on_random_data():
+    gen = np.random.default_rng(3)
+    for n in (4, 5, 7, 10, 33):
+        x = gen.normal(size=n)
+        assert iqm(x) == pytest.approx(direct_iqm(x))
+
+
+def test_stratified_bootstrap_matches_an_explicit_loop():
+    scores = np.array([[0.1, 1.0], [0.5, 0.0], [0.9, 0.5], [0.3, 0.2]])
+    got = stratified_bootstrap(scores, iqm, reps=200, seed=7)
+    gen = np.random.default_rng(7)
+    expected = []
+    for _ in range(200):
+        rows = gen.integers(0, 4, size=(4, 2))
+        resampled = np.empty_like(scores)
+        for task in range(2):  # each task's runs resampled separately: the stratification
+            resampled[:, task] = scores[rows[:, task], task]
+        expected.append(direct_iqm(resampled))
+    np.testing.assert_allclose(got, expected)
+
+
+def test_interval_hand_cases():
+    constant = iqm_ci([0.7, 0.7, 0.7], reps=100)
+    assert (constant.estimate, constant.low, constant.high) == pytest.approx(
+        (0.7, 0.7, 0.7)
+    ) and constant.n == 3
+    one = iqm_ci([0.25], reps=100)
+    assert (one.estimate, one.low, one.high) == (0.25, 0.25, 0.25)
+    # Two runs {0, 1}: a bootstrap IQM is 0, 0.5 or 1 -> the 95% interval spans [0, 1].
+    two = iqm_ci([0.0, 1.0], reps=2000, seed=1)
+    assert (two.estimate, two.low, two.high) == (0.5, 0.0, 1.0)
+
+
+def test_interval_percentiles_of_the_bootstrap():
+    x = np.random.default_rng(0).uniform(size=12)
+    ci = iqm_ci(x, confidence=0.9, reps=500, seed=4)
+    boot = stratified_bootstrap(x[:, None], iqm, reps=500, seed=4)
+    assert (ci.low, ci.high) == pytest.approx(tuple(np.percentile(boot, [5, 95])))
+    assert ci.low <= ci.estimate <= ci.high
+
+
+def test_nan_runs_are_dropped_and_all_nan_gives_nan():
+    assert iqm_ci([0.5, float("nan"), 0.5], reps=10).n == 2
+    assert np.isnan(iqm_ci([float("nan")], reps=10).estimate)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"confidence": 1.0}, "confidence"), ({"reps": 0}, "reps")])
+def test_bad_arguments_name_the_value(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        iqm_ci([1.0, 2.0], **kwargs)
+    with pytest.raises(ValueError, match="no scores"):
+        iqm([])
