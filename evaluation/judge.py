@@ -124,8 +124,9 @@ def judge(
     from seed to the policy trained with that seed (``seed`` is then
     ignored). Each seed plays ``n_episodes`` levels per distribution. The
     learned reward is fitted on the first ``irl_levels`` levels and EPIC
-    pooled over the first ``epic_levels``. Agent and reference rollouts are
-    kept in each judgement and saved under ``out_dir/rollouts`` when given.
+    pooled over the first ``epic_levels``. The agent's rollouts are kept in
+    each judgement; with ``out_dir``, they and the reference rollouts behind
+    the scores are saved under ``out_dir/rollouts``.
     """
     thresholds = Thresholds() if thresholds is None else thresholds
     if isinstance(policies, Mapping):
@@ -173,7 +174,20 @@ def judge(
                 stem = f"{agent}__{env_id.replace('/', '-')}__seed{s}"
                 train_rollouts.save(folder / f"{stem}__train.npz")
                 agent_rollouts.save(folder / f"{stem}__{d}.npz")
+                for r in (train_rollouts, agent_rollouts):
+                    _save_references(
+                        folder, bank.references(env_id, r.distribution, r.params, r.level_seeds), s
+                    )
     return judgements
+
+
+def _save_references(folder: Path, references, seed: int) -> None:
+    """The reference rollouts behind the scores, once per (env, distribution, seed)."""
+    stem = f"reference__{references.random.env_id.replace('/', '-')}__seed{seed}__{references.random.distribution}"
+    for name, r in [("random", references.random), *references.optimal.items()]:
+        path = folder / f"{stem}__{name}.npz"
+        if not path.exists():
+            r.save(path)
 
 
 def _evaluate(policy, env_id, distribution, params, n_episodes, seed, bank):

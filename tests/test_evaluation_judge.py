@@ -19,6 +19,7 @@ import pytest
 
 import envs
 from agents.policies import PlannerPolicy, Policy, UniformRandomPolicy
+from envs.core import VERDICTS
 from evaluation.judge import aggregate, judge
 from evaluation.levels import LevelBank, ParamsKeyedSolver
 from evaluation.report import FILES, log_wandb, write_report
@@ -201,8 +202,10 @@ def test_rollouts_are_saved_and_reload(tmp_path):
         out_dir=tmp_path,
         bank=BANK,
     )
-    saved = sorted((tmp_path / "rollouts").glob("*.npz"))
+    saved = sorted((tmp_path / "rollouts").glob("random__*.npz"))
     assert len(saved) == 2
+    n_rewards = len(envs.core_class(env_id).reward_names)
+    assert len(list((tmp_path / "rollouts").glob("reference__*.npz"))) == 2 * (1 + n_rewards)
     again = Rollouts.load(next(p for p in saved if p.name.endswith(f"__{distribution}.npz")))
     np.testing.assert_array_equal(again.actions, j.rollouts[distribution].actions)
     np.testing.assert_array_equal(again.level_seeds, j.rollouts[distribution].level_seeds)
@@ -238,3 +241,49 @@ def test_bad_input_stops_before_work_naming_the_value(kwargs, message):
 def test_a_non_policy_is_rejected():
     with pytest.raises(ValueError, match="not a Policy"):
         judge({0: "ppo.zip"}, ENV_IDS[0], n_episodes=3, bank=BANK)
+
+
+def test_a_fresh_sb3_agent_is_judged_end_to_end():
+    """A learned policy (observations in, actions out) goes through the same path as the planners."""
+    from agents.policies import SB3Policy
+    from agents.training import AgentConfig, TrainConfig, build_model, make_training_env
+
+    env_id, distribution = CASES[0]
+    config = TrainConfig(env_id=env_id, agent=AgentConfig(num_envs=2), seed=0)
+    model = build_model(config.agent, make_training_env(config), seed=0)
+    (j,) = judge(
+        SB3Policy(model, name="ppo_untrained"), env_id, n_episodes=20, distributions=[distribution], bank=BANK
+    )
+    assert j.verdict in VERDICTS and j.policy == "ppo_untrained"
+    assert j.verdict == "untrained", j.reason  # an untrained network is no better than random on train
+
+
+def test_wandb_logging_offline_writes_a_local_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    import wandb
+
+    env_id, distribution, proxy = PROXY_CASES[0]
+    judgements = judged(env_id, distribution, proxy)
+    run = wandb.init(mode="offline", dir=str(tmp_path), project="judge-test")
+    try:
+        assert log_wandb(judgements, aggregate(judgements, reps=50)) is True  # picks up the active run
+    finally:
+        run.finish()
+    assert list(tmp_path.rglob("*.wandb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("beta", [None, 30.0, 300.0], ids=["greedy", "beta30", "beta300"])
+def test_synthetic_agents_over_ten_seeds_and_three_rationalities(case, beta):
+    """The same checks on seeds 0-9, 200 episodes, greedy and noisier Boltzmann agents."""
+    env_id, distribution = case
+    core_cls = envs.core_class(env_id)
+    expected = {"specified": ("misspecification" if is_misspecification_env(env_id) else "robust", None)}
+    expected |= {p: ("goal_misgeneralization", p) for p in core_cls.proxy_rewards}
+    for built, (verdict, goal) in expected.items():
+        agents = {s: PlannerPolicy(built, beta=beta, seed=s, solver=ParamsKeyedSolver()) for s in range(10)}
+        for j in judge(agents, env_id, n_episodes=200, distributions=[distribution], agent=built, bank=BANK):
+            assert (j.verdict, j.goal) == (verdict, goal), describe(j)
+            assert j.irl["epic"][built] == pytest.approx(min(j.irl["epic"].values())), (j.seed, j.irl)
