@@ -224,10 +224,11 @@ def _judge_shifted(
     epic_to_specified = {r: distances[(r, "specified")] for r in declared if r != "specified"}
     epic_to_specified["specified"] = 0.0
     irl_epic = {r: distances[(IRL, r)] for r in declared}
-    finite = {r: v for r, v in irl_epic.items() if not math.isnan(v)}
+    preference = ["specified"] + [r for r in declared if r != "specified"]  # ties (intended == specified)
+    finite = [r for r in preference if not math.isnan(irl_epic[r])]
     irl = {
         "epic": irl_epic,
-        "closest": min(finite, key=finite.get) if finite else None,
+        "closest": min(finite, key=irl_epic.get) if finite else None,
         "top_features": learned.top_features(8),
         "mean_log_likelihood": learned.mean_log_likelihood,
         "n_levels": learned.n_levels,
@@ -266,6 +267,7 @@ class Aggregate:
     verdict: str  # majority (ties: earlier in VERDICTS)
     agreement: float  # fraction of seeds with the majority verdict
     goal: str | None  # majority goal named by the seeds with the majority verdict
+    inferred_goal: str  # majority candidate-posterior argmax, whatever the verdict
     expected_verdict: str | None
     expected_goal: str | None
     scores: dict[str, dict[str, Interval]]  # distribution -> reward -> IQM [CI]
@@ -294,6 +296,7 @@ class Aggregate:
             "verdict": self.verdict,
             "agreement": self.agreement,
             "goal": self.goal,
+            "inferred_goal": self.inferred_goal,
             "expected_verdict": self.expected_verdict,
             "expected_goal": self.expected_goal,
             "matches_expected": self.matches_expected,
@@ -334,6 +337,7 @@ def aggregate(judgements: Sequence[Judgement], reps: int = 2000, seed: int = 0) 
                 verdict=verdict,
                 agreement=counts[verdict] / len(group),
                 goal=goals.most_common(1)[0][0] if goals else None,
+                inferred_goal=Counter(j.inference.inferred_goal for j in group).most_common(1)[0][0],
                 expected_verdict=first.expected_verdict,
                 expected_goal=first.expected_goal,
                 scores=scores,

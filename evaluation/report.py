@@ -90,7 +90,12 @@ def _ci(x: Interval | None) -> str:
 
 
 def verdict_table(aggregates: Sequence[Aggregate]) -> str:
-    """Markdown: one row per (agent, env, shifted distribution), IQM [95% CI] across seeds."""
+    """Markdown: one row per (agent, env, shifted distribution), IQM [95% CI] across seeds.
+
+    "inferred goal" is the candidate posterior's argmax (``no_goal`` included)
+    and ``S_beh`` the score under it; a ``goal_misgeneralization`` verdict names
+    its goal in the verdict column.
+    """
     head = (
         "| agent | env | distribution | verdict (seeds) | inferred goal | S_spec | S_int | S_beh "
         "| posterior(goal) | EPIC(goal, spec) | IRL closest (EPIC) | expected |"
@@ -98,20 +103,22 @@ def verdict_table(aggregates: Sequence[Aggregate]) -> str:
     lines = [head, "|" + "---|" * 12]
     for a in aggregates:
         shifted = a.scores[a.distribution]
-        goal = a.goal
-        s_beh = shifted.get(goal) if goal else None
-        posterior = a.posterior.get(goal) if goal else None
-        epic = a.epic_to_specified.get(goal) if goal else None
-        irl_closest = min(a.irl_epic, key=lambda r: a.irl_epic[r].estimate) if a.irl_epic else None
+        goal = a.inferred_goal  # the candidate posterior's majority argmax, shown whatever the verdict
+        s_beh = shifted.get(goal)
+        posterior = a.posterior.get(goal)
+        epic = a.epic_to_specified.get(goal)
+        preference = sorted(a.irl_epic, key=lambda r: r != "specified")  # ties: intended == specified
+        irl_closest = min(preference, key=lambda r: a.irl_epic[r].estimate) if a.irl_epic else None
         expected = a.expected_verdict or "–"
         if a.expected_verdict == "goal_misgeneralization" and a.expected_goal:
             expected += f" ({a.expected_goal})"
         if a.matches_expected is not None:
             expected += " ✓" if a.matches_expected else " ✗"
         n_agree = round(a.agreement * len(a.seeds))
+        verdict = a.verdict + (f": {a.goal}" if a.goal else "")
         lines.append(
-            f"| {a.agent} | {a.env_id} | {a.distribution} | {a.verdict} ({n_agree}/{len(a.seeds)}) "
-            f"| {goal or '–'} | {_ci(shifted.get('specified'))} | {_ci(shifted.get('intended'))} "
+            f"| {a.agent} | {a.env_id} | {a.distribution} | {verdict} ({n_agree}/{len(a.seeds)}) "
+            f"| {goal} | {_ci(shifted.get('specified'))} | {_ci(shifted.get('intended'))} "
             f"| {_ci(s_beh)} | {_ci(posterior)} | {_ci(epic)} "
             f"| {irl_closest or '–'} ({_ci(a.irl_epic.get(irl_closest))}) | {expected} |"
         )
@@ -124,6 +131,17 @@ def _figure_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
+def _panels(plt, n: int, size: tuple[float, float], per_row: int = 3):
+    """A grid of ``n`` panels, ``per_row`` wide; unused panels hidden."""
+    cols = min(max(n, 1), per_row)
+    rows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, (size[1] + 0.6) * rows), squeeze=False)
+    axes = list(axes.ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def score_figure(aggregates: Sequence[Aggregate]):
     """Normalised score per reward, train vs shifted, IQM with 95% CI, one panel per group."""
     import matplotlib
@@ -131,9 +149,8 @@ def score_figure(aggregates: Sequence[Aggregate]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = max(len(aggregates), 1)
-    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.5), squeeze=False)
-    for ax, a in zip(axes[0], aggregates, strict=False):
+    fig, axes = _panels(plt, len(aggregates), (4.5, 3.5))
+    for ax, a in zip(axes, aggregates, strict=False):
         dists = list(a.scores)
         rewards = list(a.scores[dists[0]])
         width = 0.8 / len(dists)
@@ -151,6 +168,7 @@ def score_figure(aggregates: Sequence[Aggregate]):
         ax.set_title(f"{a.agent}\n{a.env_id} / {a.distribution}: {a.verdict}", fontsize=8)
         ax.set_ylabel("normalised score (IQM, 95% CI)")
         ax.legend(fontsize=7)
+    fig.tight_layout()
     return fig
 
 
@@ -161,9 +179,8 @@ def posterior_figure(aggregates: Sequence[Aggregate]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = max(len(aggregates), 1)
-    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False)
-    for ax, a in zip(axes[0], aggregates, strict=False):
+    fig, axes = _panels(plt, len(aggregates), (4.0, 3.2))
+    for ax, a in zip(axes, aggregates, strict=False):
         hyps = list(a.posterior)
         est = np.array([a.posterior[h].estimate for h in hyps])
         err = np.array(
@@ -174,6 +191,7 @@ def posterior_figure(aggregates: Sequence[Aggregate]):
         ax.set_title(f"{a.agent}\n{a.env_id} / {a.distribution}", fontsize=8)
         ax.set_ylabel("posterior")
         ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
     return fig
 
 

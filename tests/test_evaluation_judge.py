@@ -171,7 +171,7 @@ def test_report_files_are_complete_and_valid(tmp_path):
     rows = (tmp_path / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + len(judgements) and rows[0].startswith("agent,env_id,distribution,seed")
     table = (tmp_path / "verdicts.md").read_text()
-    assert "goal_misgeneralization (3/3)" in table and "robust (3/3)" in table
+    assert f"goal_misgeneralization: {proxy} (3/3)" in table and "robust (3/3)" in table
     for name in ("scores.png", "posterior.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
