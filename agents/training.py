@@ -56,6 +56,8 @@ class AgentConfig:
     num_envs: int = 32
     features_dim: int = 128
     channels: list[int] = field(default_factory=lambda: [16, 32])
+    strides: list[int] | None = None
+    egocentric: bool = False
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
 
@@ -120,7 +122,12 @@ def make_training_env(config: TrainConfig) -> ShiftSB3VecEnv:
 def build_model(agent: AgentConfig, venv, seed: int, verbose: int = 0):
     policy_kwargs = {
         "features_extractor_class": GridCNN,
-        "features_extractor_kwargs": {"features_dim": agent.features_dim, "channels": tuple(agent.channels)},
+        "features_extractor_kwargs": {
+            "features_dim": agent.features_dim,
+            "channels": tuple(agent.channels),
+            "strides": tuple(agent.strides) if agent.strides else None,
+            "egocentric": agent.egocentric,
+        },
         "normalize_images": False,
     }
     return ALGORITHMS[agent.algo](
@@ -141,7 +148,12 @@ def policy_meta(config: TrainConfig, obs_shape) -> dict:
         "env_params": config.env_params,
         "obs_shape": list(obs_shape),
         "algo": config.agent.algo,
-        "network": {"features_dim": config.agent.features_dim, "channels": list(config.agent.channels)},
+        "network": {
+            "features_dim": config.agent.features_dim,
+            "channels": list(config.agent.channels),
+            "strides": config.agent.strides,
+            "egocentric": config.agent.egocentric,
+        },
         "hyperparams": config.agent.hyperparams,
         "seed": config.seed,
         "reward": config.reward,
@@ -163,6 +175,8 @@ def load_trained_policy(path: str | Path):
                 num_envs=1,
                 features_dim=meta["network"]["features_dim"],
                 channels=meta["network"]["channels"],
+                strides=meta["network"].get("strides"),
+                egocentric=meta["network"].get("egocentric", False),
                 hyperparams=meta.get("hyperparams", {}),
             ),
             seed=meta.get("seed", 0),

@@ -24,16 +24,16 @@ def run(cfg: DictConfig) -> dict:
     thresholds = Thresholds(**cfg.thresholds)
     out_dir = Path(cfg.out_dir)
     jobs = []
-    for prob in cfg.coin_random_probs:
-        for seed in cfg.seeds:
-            config = train_config(cfg, seed=seed, env_overrides={"coin_random_prob": prob})
-            jobs.append((config, out_dir / "runs" / f"crp{prob}-seed{seed}"))
+    for seed in cfg.seeds:
+        for prob, steps in cfg.agents.items():
+            config = train_config(cfg, seed=seed, env_overrides={"coin_random_prob": float(prob)})
+            config.total_timesteps = int(steps)
+            jobs.append((config, out_dir / "runs" / f"crp{float(prob)}-seed{seed}"))
     if not jobs:
-        raise ValueError("demo: no runs (coin_random_probs or seeds is empty)")
-    print(
-        f"training {len(jobs)} agents ({cfg.total_timesteps} steps each, {cfg.n_jobs} at a time)...",
-        flush=True,
-    )
+        raise ValueError("demo: no runs (agents or seeds is empty)")
+    jobs.sort(key=lambda job: -job[0].total_timesteps)  # longest first: the parallel workers finish together
+    total = sum(config.total_timesteps for config, _ in jobs)
+    print(f"training {len(jobs)} runs ({total} steps in all, {cfg.n_jobs} at a time)...", flush=True)
     for result in train_runs(jobs, n_jobs=cfg.n_jobs):
         train_success = next(
             (
