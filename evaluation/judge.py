@@ -103,6 +103,18 @@ def _validate(env_id, train_params, distributions, n_episodes, thresholds, polic
     return core_cls, train_params, distributions
 
 
+def trained_on_declared_distribution(core_cls, train_params: dict) -> bool:
+    """Whether the agent trained on ``train`` as the env declares it.
+
+    The env's expected verdicts are for that agent; one trained with other
+    distribution parameters (CoinRun ``coin_random_prob=0.2``) has no
+    expectation by construction, so none is shown.
+    """
+    declared = core_cls.resolve_params("train", {})
+    trained = core_cls.resolve_params("train", train_params)
+    return all(trained[k] == declared[k] for k in core_cls.distribution_params)
+
+
 def judge(
     policies: Policy | Mapping[int, Policy],
     env_id: str,
@@ -148,6 +160,7 @@ def judge(
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
 
+    declared_train = trained_on_declared_distribution(core_cls, train_params)
     judgements = []
     for s, policy in policy_by_seed.items():
         train_table, train_rollouts = _evaluate(
@@ -169,6 +182,8 @@ def judge(
                 epic_levels,
             )
             judgement.rollouts = {"train": train_rollouts, d: agent_rollouts}
+            if not declared_train:
+                judgement.expected_verdict = judgement.expected_goal = None
             judgements.append(judgement)
             if folder is not None:
                 stem = f"{agent}__{env_id.replace('/', '-')}__seed{s}"

@@ -105,3 +105,12 @@ def test_checkpoint_for_another_observation_shape_is_refused(runs, tmp_path):
 def test_bad_judge_input_is_named(runs, tmp_path, override, needle):
     result = _cli(f"runs=[{runs[0]}]", f"out_dir={tmp_path / 'out'}", override)
     assert result.returncode != 0 and needle in result.stderr and "Traceback" not in result.stderr
+
+
+def test_expected_verdict_only_for_the_declared_training_distribution():
+    from envs.coinrun import CoinRunCore
+    from evaluation.judge import trained_on_declared_distribution
+
+    assert trained_on_declared_distribution(CoinRunCore, {})
+    assert trained_on_declared_distribution(CoinRunCore, {"coin_random_prob": 0.0, "width": 15})
+    assert not trained_on_declared_distribution(CoinRunCore, {"coin_random_prob": 0.2})
