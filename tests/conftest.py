@@ -140,3 +140,20 @@ def reference_model(core, row: int = 0):
                 terminal_only.discard(s2)
                 queue.append(s2)
     return expanded, terminal_only, transitions
+
+
+# Hydra overrides that make a training run tiny (seconds); later overrides win over these.
+TINY_PPO = [
+    "agent.hyperparams.n_steps=64",
+    "agent.hyperparams.batch_size=128",
+    "agent.hyperparams.n_epochs=1",
+]
+TINY_RUN = [
+    "total_timesteps=1024",
+    "agent.num_envs=8",
+    "train.eval_every=1024",
+    "train.checkpoint_every=1024",
+    "train.eval_episodes=8",
+    "train.progress_bar=false",
+    "train.video=false",
+]

@@ -13,20 +13,11 @@ from hydra import compose, initialize_config_dir
 
 from experiments import evaluate as evaluate_app
 from experiments import train as train_app
+from tests.conftest import TINY_PPO, TINY_RUN
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = str(ROOT / "configs")
-TINY = [
-    "total_timesteps=1024",
-    "agent.num_envs=8",
-    "agent.hyperparams.n_steps=64",
-    "agent.hyperparams.batch_size=128",
-    "agent.hyperparams.n_epochs=1",
-    "train.eval_every=1024",
-    "train.eval_episodes=8",
-    "train.progress_bar=false",
-    "train.video=false",
-]
+TINY = [*TINY_RUN, *TINY_PPO]
 
 
 @pytest.fixture(scope="module")

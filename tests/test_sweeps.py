@@ -8,19 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import TINY_PPO, TINY_RUN
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "total_timesteps=1024",
-    "agent.num_envs=8",
-    "agent.hyperparams.n_steps=64",
-    "agent.hyperparams.batch_size=128",
-    "agent.hyperparams.n_epochs=1",
-    "train.eval_every=1024",
-    "train.checkpoint_every=1024",
-    "train.eval_episodes=8",
-    "train.progress_bar=false",
-    "train.video=false",
-]
+TINY = [*TINY_RUN, *TINY_PPO]
 
 
 def multirun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:

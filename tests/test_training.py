@@ -16,13 +16,18 @@ from hydra import compose, initialize_config_dir
 from agents.checkpoints import CheckpointError
 from agents.training import load_trained_policy
 from experiments import train as train_app
+from tests.conftest import TINY_PPO, TINY_RUN
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = str(ROOT / "configs")
-PPO_TINY = [
-    "agent.hyperparams.n_steps=64",
-    "agent.hyperparams.batch_size=128",
-    "agent.hyperparams.n_epochs=1",
+PPO_TINY = TINY_PPO
+# 2048 steps with checkpoints every 512 and evaluations every 1024, video on
+TINY = [
+    *TINY_RUN,
+    "total_timesteps=2048",
+    "train.checkpoint_every=512",
+    "train.eval_episodes=16",
+    "train.video=true",
 ]
 TINY = [
     "total_timesteps=2048",
