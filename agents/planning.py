@@ -53,10 +53,15 @@ class TabularModel:
 def enumerate_level(core: GridCore, row: int = 0, max_states: int = 200_000) -> TabularModel:
     """Tabular model of the level in ``core``'s ``row``, from its current state.
 
+    An env whose levels are too big to enumerate may provide the model itself
+    as ``core.tabular_model(row) -> TabularModel``; it is then used as is.
+
     States reached only by an episode-ending transition are kept (their
     features matter to reward comparisons) but not expanded: they get
     absorbing rows (self-loops, terminal, zero reward).
     """
+    if hasattr(core, "tabular_model"):
+        return core.tabular_model(row)
     n_actions = core.single_action_space().n
     start = core.get_states()[row]
     chunk = 256
@@ -87,7 +92,10 @@ def enumerate_level(core: GridCore, row: int = 0, max_states: int = 200_000) -> 
             sl = slice(n * n_actions, (n + 1) * n_actions)
             rows_of[s] = (succ_index[sl], terminated[sl], {name: r[:k][sl] for name, r in rewards.items()})
         if len(states) > max_states:
-            raise ValueError(f"{core.env_id}: level has more than {max_states} states; provide a model")
+            raise ValueError(
+                f"{core.env_id}: level has more than {max_states} states; "
+                "give the core a tabular_model(row) method"
+            )
     num = len(states)
     next_state = np.repeat(np.arange(num)[:, None], n_actions, axis=1)
     terminal = np.ones((num, n_actions), dtype=bool)

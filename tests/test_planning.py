@@ -314,3 +314,21 @@ def test_planner_cache_tells_distributions_apart():
     assert (train.returns["specified"] == 10).all()
     np.testing.assert_array_equal(test.returns["specified"], fresh.returns["specified"])
     assert (test.returns["specified"] == 10).all()
+
+
+def test_an_env_provided_model_is_used_instead_of_search():
+    from agents.planning import TabularModel
+
+    class ModelledCore(CoinRunCore):
+        def tabular_model(self, row):
+            return TabularModel(
+                states=np.array([[3, 1]]),
+                next_state=np.zeros((1, 4), dtype=np.int64),
+                terminal=np.ones((1, 4), dtype=bool),
+                rewards={name: np.full((1, 4), 1.0) for name in self.reward_names},
+            )
+
+    core = ModelledCore(1, "train")
+    core.reset_levels(np.array([0]), np.array([5]))
+    model = enumerate_level(core)
+    assert model.num_states == 1 and model.rewards["specified"][0, 0] == 1.0
