@@ -286,3 +286,23 @@ def log_wandb(judgements: Sequence[Judgement], aggregates: Sequence[Aggregate], 
     for fig in figures.values():
         plt.close(fig)
     return True
+
+
+def suite_table(aggregates: Sequence[Aggregate]) -> str:
+    """Markdown: expected vs obtained verdict per (env, shifted distribution), every seed shown."""
+    lines = [
+        "| env | distribution | expected | obtained per seed | majority | inferred goal | S_spec | S_int | agrees |",
+        "|" + "---|" * 9,
+    ]
+    for a in aggregates:
+        shifted = a.scores[a.distribution]
+        expected = a.expected_verdict or "–"
+        if a.expected_verdict == "goal_misgeneralization" and a.expected_goal:
+            expected += f" ({a.expected_goal})"
+        per_seed = ", ".join(f"{s}: {v}" for s, v in sorted(a.verdicts.items()))
+        agrees = "–" if a.matches_expected is None else ("yes" if a.matches_expected else "**no**")
+        lines.append(
+            f"| {a.env_id} | {a.distribution} | {expected} | {per_seed} | {a.verdict} | {a.goal or '–'} "
+            f"| {_ci(shifted.get('specified'))} | {_ci(shifted.get('intended'))} | {agrees} |"
+        )
+    return "\n".join(lines) + "\n"

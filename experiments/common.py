@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from agents.training import AgentConfig, TrainConfig
 
 ENV_META_KEYS = ("name", "id", "tag", "total_timesteps")
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def load_env_config(name: str) -> DictConfig:
+    """``configs/env/<name>.yaml``, resolved; fails naming the unknown env."""
+    path = CONFIGS / "env" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (CONFIGS / "env").glob("*.yaml"))
+        raise ValueError(f"unknown env {name!r}; known: {known}")
+    root = OmegaConf.create({"env": OmegaConf.load(path)})
+    return OmegaConf.create(OmegaConf.to_container(root, resolve=True)["env"])
 
 
 def env_params(env_cfg: DictConfig) -> dict:

@@ -1,0 +1,76 @@
+"""Every shift environment, every seed: ``python -m experiments.suite`` (see configs/suite.yaml)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from evaluation.pipeline import judge_agents, load_agents, train_runs
+from evaluation.report import atomic_write, suite_table, write_report
+from evaluation.verdict import Thresholds
+from experiments.common import CONFIGS, clear_errors, load_env_config, train_config
+
+
+def run(cfg: DictConfig) -> dict:
+    started = time.perf_counter()
+    thresholds = Thresholds(**cfg.thresholds)
+    names = list(cfg.envs)
+    if not names:
+        raise ValueError("suite: the env list is empty")
+    if len(cfg.seeds) == 0:
+        raise ValueError("suite: seeds is empty; give at least one seed")
+    env_cfgs = {name: load_env_config(name) for name in names}
+    jobs = []
+    for name, env_cfg in env_cfgs.items():
+        steps = cfg.total_timesteps or env_cfg.total_timesteps
+        run_cfg = OmegaConf.create(
+            {"env": env_cfg, "agent": cfg.agent, "train": cfg.train, "seed": 0, "total_timesteps": steps}
+        )
+        for seed in cfg.seeds:
+            config = train_config(run_cfg, seed=int(seed))
+            jobs.append((config, Path(cfg.runs_dir) / name / f"{env_cfg.tag}-seed{seed}"))
+    jobs.sort(key=lambda job: -job[0].total_timesteps)
+    total = sum(config.total_timesteps for config, _ in jobs)
+    print(
+        f"training {len(jobs)} runs ({total} steps in all, {cfg.n_jobs} at a time; finished runs are reused)"
+    )
+    train_runs(jobs, n_jobs=cfg.n_jobs)
+    trained = time.perf_counter()
+    print("judging...", flush=True)
+    out_dir = Path(cfg.out_dir)
+    agents = load_agents([run_dir for _, run_dir in jobs])
+    judgements, aggregates = judge_agents(
+        agents, n_episodes=cfg.n_episodes, thresholds=thresholds, out_dir=out_dir
+    )
+    meta = {"config": OmegaConf.to_container(cfg, resolve=True), "configs": str(CONFIGS)}
+    paths = write_report(judgements, aggregates, out_dir, meta=meta)
+    wall = time.perf_counter() - started
+    table = suite_table(aggregates)
+    atomic_write(
+        out_dir / "suite.md",
+        (
+            f"# Suite\n\n`python -m experiments.suite` ({len(names)} envs x {len(cfg.seeds)} seeds), "
+            f"wall time {wall:.0f} s. Thresholds: {thresholds.to_dict()}\n\n{table}"
+        ).encode(),
+    )
+    print(table)
+    print(f"report: {out_dir / 'suite.md'} and {paths['verdicts.md']}")
+    print(
+        f"wall time: {wall:.0f} s (training {trained - started:.0f} s, judging {wall - (trained - started):.0f} s)"
+    )
+    agree = [a.matches_expected for a in aggregates if a.matches_expected is not None]
+    print(f"expected verdict obtained (majority of seeds): {sum(agree)}/{len(agree)}")
+    return {"aggregates": [a.to_dict() for a in aggregates], "wall_seconds": wall}
+
+
+@hydra.main(config_path="../configs", config_name="suite", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    with clear_errors():
+        run(cfg)
+
+
+if __name__ == "__main__":
+    main()
