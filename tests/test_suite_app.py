@@ -52,3 +52,34 @@ def test_bad_suite_lists_are_named(tmp_path, override, needle):
     )
     assert result.returncode != 0 and needle in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.glob("*/*/metrics.json"))
+
+
+def test_tiny_curves_write_points_per_value_with_every_seed(tmp_path):
+    import json
+
+    from experiments import curves as curves_app
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(
+            "curves",
+            overrides=[
+                "curves={coinrun: {param: coin_random_prob, values: [0.0, 0.5]}}",
+                "seeds=[1,2]",
+                "total_timesteps=512",
+                "n_episodes=10",
+                "train.eval_episodes=4",
+                "agent.num_envs=8",
+                "agent.hyperparams.n_steps=64",
+                "agent.hyperparams.batch_size=128",
+                f"runs_dir={tmp_path / 'runs'}",
+                f"out_dir={tmp_path / 'out'}",
+            ],
+        )
+    curves_app.run(cfg)
+    curves = json.loads((tmp_path / "out" / "curves.json").read_text())
+    param, proxy, points = curves["coinrun"]
+    assert (param, proxy) == ("coin_random_prob", "reach_right_end")
+    assert [p[param] for p in points] == [0.0, 0.5]
+    assert all(p["test_intended_success"]["n"] == 2 and sorted(p["seeds"]) == [1, 2] for p in points)
+    assert (tmp_path / "out" / "curves.png").stat().st_size > 0
+    assert "coin_random_prob" in (tmp_path / "out" / "curves.csv").read_text()

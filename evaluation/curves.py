@@ -1,0 +1,89 @@
+"""Shift curves (Langosco et al. 2022): how generalization varies with a training parameter.
+
+For each value of a training-distribution parameter (CoinRun
+``coin_random_prob``, Maze ``cheese_region``) the judged agents give, on the
+shifted distribution, the intended-reward success rate and the posterior of
+the proxy goal, each as IQM [95% stratified-bootstrap CI] across seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from evaluation.judge import Judgement
+from evaluation.report import _figure_bytes, atomic_write
+from evaluation.stats import iqm_ci
+
+
+def curve_points(judgements: Sequence[Judgement], param: str, proxy: str) -> list[dict]:
+    """One point per parameter value: intended success and proxy posterior on the shifted distribution."""
+    by_value: dict[float, list[Judgement]] = defaultdict(list)
+    for j in judgements:
+        by_value[j.rollouts["train"].params[param]].append(j)
+    points = []
+    for value in sorted(by_value, key=lambda v: (v is None, v)):
+        group = by_value[value]
+        success = np.array([j.shifted.success["intended"] for j in group])
+        posterior = np.array([j.inference.posterior.get(proxy, np.nan) for j in group])
+        train_success = np.array([j.scores["train"].success["specified"] for j in group])
+        s, p, t = iqm_ci(success), iqm_ci(posterior), iqm_ci(train_success)
+        points.append(
+            {
+                param: value,
+                "seeds": [j.seed for j in group],
+                "test_intended_success": s.to_dict(),
+                f"posterior_{proxy}": p.to_dict(),
+                "train_specified_success": t.to_dict(),
+                "verdicts": {str(j.seed): j.verdict for j in group},
+            }
+        )
+    return points
+
+
+def write_curves(curves: dict[str, tuple[str, str, list[dict]]], folder: Path) -> None:
+    """``curves.json``, ``curves.csv`` and ``curves.png`` (one panel per env) into ``folder``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / "curves.json", json.dumps(curves, indent=1, default=str).encode())
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["env", "param", "value", "metric", "iqm", "low", "high", "seeds"])
+    for env, (param, proxy, points) in curves.items():
+        for point in points:
+            for metric in ("test_intended_success", f"posterior_{proxy}", "train_specified_success"):
+                c = point[metric]
+                writer.writerow(
+                    [env, param, point[param], metric, c["estimate"], c["low"], c["high"], c["n"]]
+                )
+    atomic_write(folder / "curves.csv", buf.getvalue().encode())
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4), squeeze=False)
+    for ax, (env, (param, proxy, points)) in zip(axes[0], curves.items(), strict=True):
+        xs = np.arange(len(points))
+        for metric, label in (
+            ("test_intended_success", "test: intended success"),
+            (f"posterior_{proxy}", f"posterior of {proxy}"),
+        ):
+            est = np.array([p[metric]["estimate"] for p in points])
+            low = np.array([p[metric]["low"] for p in points])
+            high = np.array([p[metric]["high"] for p in points])
+            ax.plot(xs, est, marker="o", label=label)
+            ax.fill_between(xs, low, high, alpha=0.2)
+        ax.set_xticks(xs, [str(p[param]) for p in points])
+        ax.set_xlabel(param)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(env)
+        ax.legend(loc="best", fontsize=8)
+    atomic_write(folder / "curves.png", _figure_bytes(fig))
+    plt.close(fig)

@@ -1,0 +1,69 @@
+"""Shift curves: ``python -m experiments.curves`` (see configs/curves.yaml)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+import envs
+from evaluation.curves import curve_points, write_curves
+from evaluation.pipeline import judge_agents, load_agents, train_runs
+from evaluation.verdict import Thresholds
+from experiments.common import clear_errors, load_env_config, train_config
+
+
+def run(cfg: DictConfig) -> dict:
+    started = time.perf_counter()
+    thresholds = Thresholds(**cfg.thresholds)
+    if len(cfg.seeds) == 0:
+        raise ValueError("curves: seeds is empty; give at least one seed")
+    jobs, runs_by_env = [], {}
+    for name, spec in cfg.curves.items():
+        env_cfg = load_env_config(name)
+        if spec.param not in env_cfg:
+            raise ValueError(f"curves: {name} has no parameter {spec.param!r}")
+        steps = cfg.total_timesteps or env_cfg.total_timesteps
+        base = OmegaConf.create(
+            {"env": env_cfg, "agent": cfg.agent, "train": cfg.train, "seed": 0, "total_timesteps": steps}
+        )
+        runs_by_env[name] = (env_cfg.id, spec.param, [])
+        for value in spec["values"]:
+            for seed in cfg.seeds:
+                config = train_config(base, seed=int(seed), env_overrides={spec.param: value})
+                envs.core_class(config.env_id).resolve_params("train", config.env_params)
+                run_dir = Path(cfg.runs_dir) / name / f"{spec.param}{value}-seed{seed}"
+                jobs.append((config, run_dir))
+                runs_by_env[name][2].append(run_dir)
+    print(f"training {len(jobs)} runs ({cfg.n_jobs} at a time; finished runs are reused)", flush=True)
+    train_runs(jobs, n_jobs=cfg.n_jobs)
+    out_dir = Path(cfg.out_dir)
+    curves = {}
+    for name, (env_id, param, run_dirs) in runs_by_env.items():
+        print(f"judging {name}...", flush=True)
+        judgements, _ = judge_agents(load_agents(run_dirs), n_episodes=cfg.n_episodes, thresholds=thresholds)
+        proxy = envs.core_class(env_id).proxy_rewards[0]
+        curves[name] = (param, proxy, curve_points(judgements, param, proxy))
+    write_curves(curves, out_dir)
+    for name, (param, proxy, points) in curves.items():
+        print(f"{name}: {param} -> test intended success / posterior({proxy}), IQM [95% CI] over seeds")
+        for p in points:
+            s, q = p["test_intended_success"], p[f"posterior_{proxy}"]
+            print(
+                f"  {p[param]!s:>6}: {s['estimate']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
+                f"   {q['estimate']:.2f} [{q['low']:.2f}, {q['high']:.2f}]"
+            )
+    print(f"curves: {out_dir / 'curves.png'}; wall time {time.perf_counter() - started:.0f} s")
+    return {"curves": curves}
+
+
+@hydra.main(config_path="../configs", config_name="curves", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    with clear_errors():
+        run(cfg)
+
+
+if __name__ == "__main__":
+    main()
