@@ -15,6 +15,7 @@ from envs.core import VERDICTS, GridCore, ShiftEnv, ShiftVectorEnv
 ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
     "GMSuite/CoinRun-v0": ("envs.coinrun", "CoinRun", "CoinRunVector"),
     "GMSuite/Maze-v0": ("envs.maze", "Maze", "MazeVector"),
+    "GMSuite/LavaShift-v0": ("envs.lavashift", "LavaShift", "LavaShiftVector"),
 }
 
 
