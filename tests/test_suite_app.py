@@ -63,7 +63,8 @@ def test_tiny_curves_write_points_per_value_with_every_seed(tmp_path):
         cfg = compose(
             "curves",
             overrides=[
-                "curves={coinrun: {param: coin_random_prob, values: [0.0, 0.5]}}",
+                "~curves.maze",
+                "curves.coinrun.values=[0.0,0.5]",
                 "seeds=[1,2]",
                 "total_timesteps=512",
                 "n_episodes=10",
@@ -77,6 +78,7 @@ def test_tiny_curves_write_points_per_value_with_every_seed(tmp_path):
         )
     curves_app.run(cfg)
     curves = json.loads((tmp_path / "out" / "curves.json").read_text())
+    assert list(curves) == ["coinrun"]
     param, proxy, points = curves["coinrun"]
     assert (param, proxy) == ("coin_random_prob", "reach_right_end")
     assert [p[param] for p in points] == [0.0, 0.5]
