@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -23,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
-from sb3_contrib import RecurrentPPO  # noqa: F401  (imported so the registry fails early if absent)
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import HumanOutputFormat, Logger
@@ -45,7 +44,7 @@ from agents.run_logging import JsonlWriter, WandbWriter, jsonl_to_csv, truncate_
 from agents.vec_env import ShiftSB3VecEnv
 
 ALGORITHMS = {"ppo": PPO, "a2c": A2C}
-PACKAGES = ("numpy", "torch", "gymnasium", "stable-baselines3", "sb3-contrib", "hydra-core", "wandb")
+PACKAGES = ("numpy", "torch", "gymnasium", "stable-baselines3", "hydra-core", "wandb")
 
 
 @dataclass
@@ -276,8 +275,6 @@ def train(
         for stale in ("checkpoints", "final", "progress.jsonl", "eval.jsonl", "metrics.json"):
             target = run_dir / stale
             if target.is_dir():
-                import shutil
-
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
@@ -376,8 +373,3 @@ def train(
     model.logger.close()
     venv.close()
     return metrics
-
-
-def numpy_seed_everything(seed: int) -> None:
-    np.random.seed(seed)
-    torch.manual_seed(seed)
