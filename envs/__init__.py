@@ -16,6 +16,7 @@ ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
     "GMSuite/CoinRun-v0": ("envs.coinrun", "CoinRun", "CoinRunVector"),
     "GMSuite/Maze-v0": ("envs.maze", "Maze", "MazeVector"),
     "GMSuite/LavaShift-v0": ("envs.lavashift", "LavaShift", "LavaShiftVector"),
+    "GMSuite/GoalShift-v0": ("envs.goalshift", "GoalShift", "GoalShiftVector"),
 }
 
 
