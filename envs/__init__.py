@@ -17,6 +17,7 @@ ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
     "GMSuite/Maze-v0": ("envs.maze", "Maze", "MazeVector"),
     "GMSuite/LavaShift-v0": ("envs.lavashift", "LavaShift", "LavaShiftVector"),
     "GMSuite/GoalShift-v0": ("envs.goalshift", "GoalShift", "GoalShiftVector"),
+    "GMSuite/KeysChests-v0": ("envs.keyschests", "KeysChests", "KeysChestsVector"),
 }
 
 
