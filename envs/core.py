@@ -112,6 +112,7 @@ class GridCore:
         b, h, w = self.num_envs, self.height, self.width
         self.cells = np.zeros((b, h, w), dtype=np.uint8)
         self.agent = np.zeros((b, 2), dtype=np.int64)
+        self.prev_agent = np.zeros((b, 2), dtype=np.int64)  # position before the current step's move
         self.objects = {name: np.zeros((b, 2), dtype=np.int64) for name in self.object_names}
         self.flags = np.zeros((b, len(self.flag_names)), dtype=bool)
         self.steps = np.zeros(b, dtype=np.int64)
@@ -160,7 +161,12 @@ class GridCore:
         raise NotImplementedError
 
     def _events(self, moved: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Rewards (name -> (B,) float) and termination after the agent moved."""
+        """Rewards (name -> (B,) float) and termination after the agent moved.
+
+        ``self.agent`` is the new position and ``self.prev_agent`` the one before
+        the move (both set for :meth:`transition_rewards` too), so a reward may
+        depend on the direction of travel.
+        """
         raise NotImplementedError
 
     def _static_channels(self, idx: np.ndarray) -> np.ndarray:
@@ -181,6 +187,7 @@ class GridCore:
     def step(self, actions: np.ndarray):
         """Advance every row by one action; returns ``(rewards, terminated, truncated)``."""
         actions = np.asarray(actions, dtype=np.int64)
+        self.prev_agent = self.agent.copy()  # _events may read where the agent came from
         move = MOVES[actions]
         target = self.agent + move
         blocked = self.cells[self._rows, target[:, 0], target[:, 1]] == WALL
@@ -249,6 +256,7 @@ class GridCore:
         states, next_states = np.atleast_2d(states), np.atleast_2d(next_states)
         probe = self.replicate(0, len(states))
         probe.set_states(np.arange(len(states)), states)
+        probe.prev_agent = states[:, :2].astype(np.int64).copy()
         probe.agent = next_states[:, :2].astype(np.int64).copy()
         moved = (states[:, :2] != next_states[:, :2]).any(axis=1)
         rewards, _ = probe._events(moved)
