@@ -16,6 +16,7 @@ ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
     "GMSuite/CoinRun-v0": ("envs.coinrun", "CoinRun", "CoinRunVector"),
     "GMSuite/Maze-v0": ("envs.maze", "Maze", "MazeVector"),
     "GMSuite/TomatoWatering-v0": ("envs.tomato", "TomatoWatering", "TomatoWateringVector"),
+    "GMSuite/BoatRace-v0": ("envs.boatrace", "BoatRace", "BoatRaceVector"),
     "GMSuite/LavaShift-v0": ("envs.lavashift", "LavaShift", "LavaShiftVector"),
     "GMSuite/GoalShift-v0": ("envs.goalshift", "GoalShift", "GoalShiftVector"),
     "GMSuite/KeysChests-v0": ("envs.keyschests", "KeysChests", "KeysChestsVector"),
