@@ -5,8 +5,8 @@ Description
     ``size`` x ``size`` grid, around a central wall block. On each of the
     ring's four sides one cell (not a corner) is a *checkpoint* with an arrow
     pointing along the track in the race direction, clockwise on training
-    levels. The checkpoint on the top side is the start/finish line, where
-    the boat (the agent) starts. A lap is passing the checkpoints of the
+    levels. The checkpoint on the top side is the start/finish line; the
+    boat (the agent) starts in the top-left corner. A lap is passing the checkpoints of the
     other three sides in race order, each entered in its arrow's direction,
     and then entering the finish line in its arrow's direction. The lap
     progress (how many checkpoints of the current lap are passed) is part of
@@ -75,8 +75,7 @@ UP, DOWN, LEFT, RIGHT = range(4)
 ARROW = 3  # cell code of a checkpoint whose arrow points like action a is ARROW + a (walkable)
 CHECKPOINT_REWARD = 1.0
 LAP_REWARD = 4.0
-TOP, RIGHT_SIDE, BOTTOM, LEFT_SIDE = range(4)  # sides in clockwise order
-CLOCKWISE = (RIGHT, DOWN, LEFT, UP)  # clockwise travel on each side
+CLOCKWISE = (RIGHT, DOWN, LEFT, UP)  # clockwise travel on each side: top, right, bottom, left
 COUNTER_CLOCKWISE = (LEFT, UP, RIGHT, DOWN)
 
 
@@ -121,6 +120,7 @@ class BoatRaceCore(GridCore):
         template[1:-1, 1:-1] = EMPTY
         template[2:-2, 2:-2] = WALL
         self._template = template
+        self.start = np.array([1, 1])
         m = n - 4  # non-corner cells per side
         along = np.arange(2, n - 2)
         # side_cells[side, j] = (row, col) of the j-th non-corner cell of that side
@@ -147,7 +147,7 @@ class BoatRaceCore(GridCore):
         cells = np.broadcast_to(self._template, (k, self.height, self.width)).copy()
         cells[np.arange(k)[:, None], pos[..., 0], pos[..., 1]] = ARROW + arrows
         self.cells[idx] = cells
-        self.agent[idx] = pos[:, TOP]
+        self.agent[idx] = self.start
 
     def _static_channels(self, idx: np.ndarray) -> np.ndarray:
         cells = self.cells[idx]

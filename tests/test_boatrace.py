@@ -63,8 +63,8 @@ def test_tracks_are_well_formed_and_reproducible(size, seed, distribution):
     for side, line in sides.items():
         assert (line >= ARROW).sum() == 1, side
         assert line[line >= ARROW][0] == ARROW + expected[side], side
-    start = tuple(int(v) for v in core.agent[0])
-    assert start[0] == 1 and cells[start] >= ARROW and not core.flags.any()
+    assert tuple(core.agent[0]) == (1, 1) and not core.flags.any()
+    assert (cells[1, 2:-2] >= ARROW).any()  # the finish line is on the top side
     assert (cells[ring & (cells < ARROW)] == EMPTY).all()
     again = _core(size, seed, distribution)
     assert_same_level(level_of(core), level_of(again))
@@ -141,7 +141,8 @@ def test_specified_optimal_shuttles_and_intended_optimal_races(distribution):
     gamer = rollout(PlannerPolicy("specified"), ENV_ID, distribution, n_episodes=n, seed=1)
     racer = rollout(PlannerPolicy("intended"), ENV_ID, distribution, n_episodes=n, seed=1)
     assert (gamer.returns["intended"] == 0).all()
-    assert (gamer.returns["specified"] == 30).all()  # one checkpoint every two of 60 steps
+    # one checkpoint every two of 60 steps, once at one (at most three steps from the start)
+    assert (gamer.returns["specified"] >= 29).all()
     assert (racer.returns["intended"] == 12).all()  # three 16-step laps in 60 steps
     assert (racer.returns["specified"] < gamer.returns["specified"]).all()
 
@@ -151,7 +152,8 @@ def test_proxy_is_specified_on_train_and_the_wrong_way_on_test():
     train = rollout(proxy, ENV_ID, "train", n_episodes=20, seed=2)
     np.testing.assert_array_equal(train.returns["clockwise_checkpoints"], train.returns["specified"])
     test = rollout(proxy, ENV_ID, "test", n_episodes=20, seed=2)
-    assert (test.returns["specified"] == 0).all() and (test.returns["clockwise_checkpoints"] == 30).all()
+    # its way to the checkpoint it shuttles over may cross one with the (reversed) arrow, once
+    assert (test.returns["specified"] <= 1).all() and (test.returns["clockwise_checkpoints"] >= 29).all()
 
 
 @pytest.mark.parametrize(
