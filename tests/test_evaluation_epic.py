@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -102,6 +102,8 @@ def test_invariant_to_potential_shaping_and_positive_scaling(seed):
     scale=st.floats(0.01, 100),
 )
 def test_shaping_and_scaling_property(r, phi, scale):
+    # a reward whose values differ by ~1e-7 is swamped by float error once shaped with |phi| ~ 100
+    assume(np.ptp(r) > 1e-3)
     cov = tiny_coverage(4, np.full(4, 0.25), [0, 0, 1, 2, 3, 3], [1, 2, 2, 3, 0, 1])
     base = distance(r, r, cov)
     if math.isnan(base):  # r is constant on the coverage after canonicalisation
