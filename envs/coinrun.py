@@ -63,7 +63,7 @@ from envs.core import (
     ShiftEnv,
     ShiftVectorEnv,
     check_int_range,
-    check_positive_int,
+    check_optional_positive_int,
     check_probability,
 )
 
@@ -80,10 +80,6 @@ def _check_hazard_len(value, params):
     return check_int_range(1, params["height"] - 3)(value, params)
 
 
-def _check_max_steps(value, params):
-    return None if value is None else check_positive_int(value, params)
-
-
 class CoinRunCore(GridCore):
     env_id = "GMSuite/CoinRun-v0"
     params_spec = {
@@ -93,7 +89,7 @@ class CoinRunCore(GridCore):
         "hazard_spacing": Param(3, check_int_range(2, 10), "columns from one hazard column to the next"),
         "hazard_max_len": Param(None, _check_hazard_len, "longest lava segment (default height - 4)"),
         "coin_random_prob": Param(0.0, check_probability, "chance the coin is placed at random"),
-        "max_steps": Param(None, _check_max_steps, "episode step limit (default 4 * width)"),
+        "max_steps": Param(None, check_optional_positive_int, "episode step limit (default 4 * width)"),
     }
     distributions = {"train": {"coin_random_prob": 0.0}, "test": {"coin_random_prob": 1.0}}
     distribution_params = ("coin_random_prob",)

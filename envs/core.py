@@ -72,6 +72,11 @@ def check_positive_int(value, _params) -> str | None:
     return None
 
 
+def check_optional_positive_int(value, params) -> str | None:
+    """A positive integer, or ``None`` for the env's derived default (``max_steps``)."""
+    return None if value is None else check_positive_int(value, params)
+
+
 def check_render_mode(env_id: str, render_mode: str | None, known: list[str]) -> None:
     if render_mode is not None and render_mode not in known:
         raise ValueError(f"{env_id}: unknown render_mode {render_mode!r}; known: {known}")

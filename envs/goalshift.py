@@ -59,15 +59,11 @@ from envs.core import (
     ShiftEnv,
     ShiftVectorEnv,
     check_int_range,
-    check_positive_int,
+    check_optional_positive_int,
     check_probability,
 )
 
 GOAL_REWARD = 10.0
-
-
-def _check_max_steps(value, params):
-    return None if value is None else check_positive_int(value, params)
 
 
 class GoalShiftCore(GridCore):
@@ -75,7 +71,7 @@ class GoalShiftCore(GridCore):
     params_spec = {
         "size": Param(7, check_int_range(4, 31), "room side including the border walls"),
         "goal_random_prob": Param(0.3, check_probability, "chance the goal is placed at random"),
-        "max_steps": Param(None, _check_max_steps, "episode step limit (default 4 * size)"),
+        "max_steps": Param(None, check_optional_positive_int, "episode step limit (default 4 * size)"),
     }
     distributions = {"train": {}, "test": {"goal_random_prob": 1.0}}
     distribution_params = ("goal_random_prob",)

@@ -61,7 +61,7 @@ from envs.core import (
     ShiftEnv,
     ShiftVectorEnv,
     check_int_range,
-    check_positive_int,
+    check_optional_positive_int,
 )
 
 CHEST_REWARD = 10.0
@@ -85,17 +85,13 @@ def _check_chests(value, params):
     return None
 
 
-def _check_max_steps(value, params):
-    return None if value is None else check_positive_int(value, params)
-
-
 class KeysChestsCore(GridCore):
     env_id = "GMSuite/KeysChests-v0"
     params_spec = {
         "size": Param(5, check_int_range(4, 15), "room side including the border walls"),
         "num_keys": Param(1, _check_keys, "keys in the room"),
         "num_chests": Param(2, _check_chests, "chests in the room"),
-        "max_steps": Param(None, _check_max_steps, "episode step limit (default 6 * size)"),
+        "max_steps": Param(None, check_optional_positive_int, "episode step limit (default 6 * size)"),
     }
     distributions = {"train": {}, "test": {"num_keys": 3, "num_chests": 1}}
     distribution_params = ("num_keys", "num_chests")

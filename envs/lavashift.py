@@ -63,7 +63,7 @@ from envs.core import (
     ShiftEnv,
     ShiftVectorEnv,
     check_int_range,
-    check_positive_int,
+    check_optional_positive_int,
 )
 
 GOAL_REWARD = 10.0
@@ -85,10 +85,6 @@ def _check_strip_bottom(value, params):
     return None
 
 
-def _check_max_steps(value, params):
-    return None if value is None else check_positive_int(value, params)
-
-
 class LavaShiftCore(GridCore):
     env_id = "GMSuite/LavaShift-v0"
     params_spec = {
@@ -96,7 +92,7 @@ class LavaShiftCore(GridCore):
         "width": Param(9, check_int_range(6, 51), "columns including the border walls"),
         "strip_top": Param(3, _check_strip_top, "highest row the lava strip may lie in (1 = top row)"),
         "strip_bottom": Param(None, _check_strip_bottom, "lowest strip row (default height - 2)"),
-        "max_steps": Param(None, _check_max_steps, "episode step limit (default 4 * width)"),
+        "max_steps": Param(None, check_optional_positive_int, "episode step limit (default 4 * width)"),
     }
     distributions = {"train": {}, "test": {"strip_top": 1, "strip_bottom": 1}}
     distribution_params = ("strip_top", "strip_bottom")

@@ -51,7 +51,7 @@ from envs.core import (
     ShiftEnv,
     ShiftVectorEnv,
     check_int_range,
-    check_positive_int,
+    check_optional_positive_int,
 )
 
 CHEESE_REWARD = 10.0
@@ -69,16 +69,12 @@ def _check_region(value, params):
     return None
 
 
-def _check_max_steps(value, params):
-    return None if value is None else check_positive_int(value, params)
-
-
 class MazeCore(GridCore):
     env_id = "GMSuite/Maze-v0"
     params_spec = {
         "size": Param(9, check_int_range(5, MAX_SIZE, odd=True), "grid side, odd, walls included"),
         "cheese_region": Param(1, _check_region, "side of the top-right block holding the cheese"),
-        "max_steps": Param(None, _check_max_steps, "episode step limit (default 4 * size**2)"),
+        "max_steps": Param(None, check_optional_positive_int, "episode step limit (default 4 * size**2)"),
     }
     distributions = {"train": {}, "test": {"cheese_region": None}}
     distribution_params = ("cheese_region",)
