@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import envs
 from agents.policies import Policy
@@ -207,7 +208,11 @@ def _save_references(folder: Path, references, seed: int) -> None:
 
 def _evaluate(policy, env_id, distribution, params, n_episodes, seed, bank):
     level_seeds = distribution_level_seeds(n_episodes, seed, distribution)
-    agent_rollouts = rollout(policy, env_id, distribution, params, level_seeds=level_seeds)
+    # a learned policy samples its actions from torch's global generator: seed it per
+    # (seed, distribution) so a judgement does not depend on what ran before it
+    with torch.random.fork_rng():
+        torch.manual_seed(int(level_seeds[0]) % (2**63))
+        agent_rollouts = rollout(policy, env_id, distribution, params, level_seeds=level_seeds)
     references = bank.references(env_id, distribution, params, level_seeds)
     return normalised_scores(agent_rollouts, references), agent_rollouts
 

@@ -105,3 +105,17 @@ def test_expected_verdict_only_for_the_declared_training_distribution():
     assert trained_on_declared_distribution(CoinRunCore, {})
     assert trained_on_declared_distribution(CoinRunCore, {"coin_random_prob": 0.0, "width": 15})
     assert not trained_on_declared_distribution(CoinRunCore, {"coin_random_prob": 0.2})
+
+
+def test_judging_a_sampling_policy_does_not_depend_on_what_ran_before(runs):
+    import torch
+
+    from evaluation.judge import judge
+    from evaluation.pipeline import load_agents
+
+    (agent,) = load_agents(runs[:1])
+    first = judge(agent.policies, agent.env_id, agent.train_params, n_episodes=20)
+    torch.rand(1000)  # move the global generator on
+    second = judge(agent.policies, agent.env_id, agent.train_params, n_episodes=20)
+    assert [j.shifted.returns for j in first] == [j.shifted.returns for j in second]
+    assert [j.inference.posterior for j in first] == [j.inference.posterior for j in second]
