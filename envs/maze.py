@@ -69,6 +69,32 @@ def _check_region(value, params):
     return None
 
 
+def carve_perfect_mazes(seeds: np.ndarray, size: int) -> np.ndarray:
+    """``(len(seeds), size, size)`` perfect mazes by randomised Prim's, one per level seed.
+
+    Rooms sit on odd coordinates; the tree grows from the bottom-left room, one
+    frontier edge per iteration for every level at once.
+    """
+    n, m = len(seeds), (size - 1) // 2
+    in_tree = np.zeros((n, m, m), dtype=bool)
+    in_tree[:, m - 1, 0] = True
+    cells = np.full((n, size, size), WALL, dtype=np.uint8)
+    cells[:, 1::2, 1::2] = EMPTY
+    rows = np.arange(n)
+    for it in range(m * m - 1):
+        cand = np.zeros((n, m, m, 4), dtype=bool)
+        cand[:, 1:, :, 0] = in_tree[:, 1:] & ~in_tree[:, :-1]
+        cand[:, :-1, :, 1] = in_tree[:, :-1] & ~in_tree[:, 1:]
+        cand[:, :, 1:, 2] = in_tree[:, :, 1:] & ~in_tree[:, :, :-1]
+        cand[:, :, :-1, 3] = in_tree[:, :, :-1] & ~in_tree[:, :, 1:]
+        flat = rng.random_choice_in_mask(cand.reshape(n, -1), rng.uniform(seeds, 1, it + 1)[:, 0])
+        r, c, d = np.unravel_index(flat, (m, m, 4))
+        dr, dc = np.array([-1, 1, 0, 0])[d], np.array([0, 0, -1, 1])[d]
+        in_tree[rows, r + dr, c + dc] = True
+        cells[rows, 2 * r + 1 + dr, 2 * c + 1 + dc] = EMPTY
+    return cells
+
+
 class MazeCore(GridCore):
     env_id = "GMSuite/Maze-v0"
     params_spec = {
@@ -104,29 +130,8 @@ class MazeCore(GridCore):
         mask[tuple(self.start)] = False
         self._cheese_mask = mask
 
-    def _carve(self, seeds: np.ndarray) -> np.ndarray:
-        """Perfect mazes by randomised Prim's, one frontier edge per iteration per level."""
-        n, m, size = len(seeds), self.cells_per_side, self.width
-        in_tree = np.zeros((n, m, m), dtype=bool)
-        in_tree[:, m - 1, 0] = True
-        cells = np.full((n, size, size), WALL, dtype=np.uint8)
-        cells[:, 1::2, 1::2] = EMPTY
-        rows = np.arange(n)
-        for it in range(m * m - 1):
-            cand = np.zeros((n, m, m, 4), dtype=bool)
-            cand[:, 1:, :, 0] = in_tree[:, 1:] & ~in_tree[:, :-1]
-            cand[:, :-1, :, 1] = in_tree[:, :-1] & ~in_tree[:, 1:]
-            cand[:, :, 1:, 2] = in_tree[:, :, 1:] & ~in_tree[:, :, :-1]
-            cand[:, :, :-1, 3] = in_tree[:, :, :-1] & ~in_tree[:, :, 1:]
-            flat = rng.random_choice_in_mask(cand.reshape(n, -1), rng.uniform(seeds, 1, it + 1)[:, 0])
-            r, c, d = np.unravel_index(flat, (m, m, 4))
-            dr, dc = np.array([-1, 1, 0, 0])[d], np.array([0, 0, -1, 1])[d]
-            in_tree[rows, r + dr, c + dc] = True
-            cells[rows, 2 * r + 1 + dr, 2 * c + 1 + dc] = EMPTY
-        return cells
-
     def _generate(self, idx: np.ndarray, seeds: np.ndarray) -> None:
-        cells = self._carve(seeds)
+        cells = carve_perfect_mazes(seeds, self.width)
         self.cells[idx] = cells
         self.agent[idx] = self.start
         candidates = (cells == EMPTY) & self._cheese_mask
