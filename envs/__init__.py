@@ -20,6 +20,7 @@ ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
     "GMSuite/LavaShift-v0": ("envs.lavashift", "LavaShift", "LavaShiftVector"),
     "GMSuite/GoalShift-v0": ("envs.goalshift", "GoalShift", "GoalShiftVector"),
     "GMSuite/KeysChests-v0": ("envs.keyschests", "KeysChests", "KeysChestsVector"),
+    "GMSuite/FollowPartner-v0": ("envs.followpartner", "FollowPartner", "FollowPartnerVector"),
     "GMSuite/MonsterShields-v0": ("envs.monstershields", "MonsterShields", "MonsterShieldsVector"),
 }
 
