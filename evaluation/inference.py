@@ -1,12 +1,17 @@
 """Which declared reward best explains an agent's actions (Boltzmann-rational candidates).
 
-For each candidate reward ``R`` the agent is modelled as ``P(a|s) ∝ exp(beta *
-Q*_R(s, a))`` with ``Q*_R`` exact on the level, and ``beta >= 0`` fitted by
-maximum likelihood on every alive step of the rollouts. A "no goal"
-hypothesis (``beta = 0``: uniform actions) competes with them. Posterior
+For each candidate reward ``R`` the agent is modelled as noisy-rational:
+``P(a|s) = (1 - lapse) * softmax(beta * Q*_R(s, .))[a] + lapse / |A|`` with
+``Q*_R`` exact on the level, and ``beta >= 0``, ``lapse`` in [0, 1] fitted by
+maximum likelihood on every alive step of the rollouts. The lapse keeps a few
+actions that contradict ``R`` outright (a trained net grabbing a cheese it
+happens to stand next to on its way to the corner) from dragging ``beta`` to
+zero over thousands of steps that follow ``R``: with ``lapse = 0`` one
+such step costs ``beta * gap`` nats, so the best ``beta`` collapses. A "no
+goal" hypothesis (uniform actions, ``lapse = 1``) competes with them. Posterior
 weights come from the maximised log-likelihoods with a BIC penalty of
-``0.5 * log(n_steps)`` for the fitted ``beta`` and a uniform prior, so a
-candidate wins over "no goal" only if its ``beta`` buys real likelihood.
+``0.5 * log(n_steps)`` per fitted parameter (two per candidate) and a uniform
+prior, so a candidate wins over "no goal" only if it buys real likelihood.
 
 Steps where ``Q*_R`` is constant over actions (e.g. after the goal was
 reached) give the uniform likelihood under every ``beta``: they are kept, as
@@ -20,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import brentq
+from scipy.optimize import brentq, minimize
 from scipy.special import logsumexp, softmax
 
 from evaluation.levels import Level
@@ -39,6 +44,7 @@ class CandidateInference:
     n_steps: int
     log_likelihood: dict[str, float]  # maximised over beta; NO_GOAL has beta = 0
     beta: dict[str, float]  # in units of 1 / reward
+    lapse: dict[str, float]  # probability of a uniformly random action
     posterior: dict[str, float]
     inferred_goal: str
 
@@ -106,6 +112,53 @@ def fit_beta(q: np.ndarray, actions: np.ndarray) -> tuple[float, float]:
     return b / scale, loglik(b)
 
 
+def fit_noisy_rational(q: np.ndarray, actions: np.ndarray) -> tuple[float, float, float]:
+    """Maximum-likelihood ``(beta, lapse)`` of the noisy-rational model; returns ``(beta, lapse, loglik)``.
+
+    L-BFGS-B over ``(log beta, lapse)`` with exact gradients, started from
+    the lapse-free optimum (:func:`fit_beta`); the better of the two is kept,
+    so the fit is never worse than the lapse-free one.
+    """
+    n, n_actions = q.shape
+    beta0, best = fit_beta(q, actions)
+    if n == 0:
+        return beta0, 0.0, best
+    gaps = q - q.max(axis=1, keepdims=True)
+    scale = float(-gaps.min())
+    if scale <= 0:
+        return 0.0, 0.0, best
+    x = gaps / scale
+    rows = np.arange(n)
+    taken = x[rows, actions]
+
+    def negated(params: np.ndarray) -> tuple[float, np.ndarray]:
+        t, lapse = params
+        b = math.exp(t)
+        p = softmax(b * x, axis=1)
+        p_taken = p[rows, actions]
+        mix = np.maximum((1.0 - lapse) * p_taken + lapse / n_actions, 1e-300)
+        d_b = (1.0 - lapse) * p_taken * (taken - np.sum(p * x, axis=1)) / mix
+        d_lapse = (1.0 / n_actions - p_taken) / mix
+        return -float(np.sum(np.log(mix))), -np.array([b * np.sum(d_b), np.sum(d_lapse)])
+
+    t_max = math.log(MAX_SCALED_BETA)
+    t0 = min(max(math.log(max(beta0 * scale, 1e-3)), -7.0), t_max)
+    # two starts: near the lapse-free fit, and a sharper policy with more lapses
+    found = min(
+        (
+            minimize(
+                negated, np.array(start), jac=True, method="L-BFGS-B", bounds=[(-7.0, t_max), (0.0, 1.0)]
+            )
+            for start in ((t0, 0.05), (min(t0 + 3.0, t_max), 0.3))
+        ),
+        key=lambda result: result.fun,
+    )
+    value = -float(found.fun)
+    if not value > best:
+        return beta0, 0.0, best
+    return math.exp(found.x[0]) / scale, float(found.x[1]), value
+
+
 def infer_goal(rollouts: Rollouts, levels: Sequence[Level], candidates: Sequence[str]) -> CandidateInference:
     """Posterior over ``candidates`` and no-goal for the agent's actions in ``rollouts``."""
     if not candidates:
@@ -115,11 +168,11 @@ def infer_goal(rollouts: Rollouts, levels: Sequence[Level], candidates: Sequence
         raise ValueError(f"unknown reward name {unknown[0]!r}; declared: {sorted(levels[0].q)}")
     q, actions = step_q_values(rollouts, levels, candidates)
     n_steps, n_actions = len(actions), q.shape[2]
-    loglik, beta = {}, {}
+    loglik, beta, lapse = {}, {}, {}
     for k, name in enumerate(candidates):
-        beta[name], loglik[name] = fit_beta(q[k], actions)
-    loglik[NO_GOAL], beta[NO_GOAL] = -n_steps * math.log(n_actions), 0.0
-    penalty = 0.5 * math.log(max(n_steps, 1))
+        beta[name], lapse[name], loglik[name] = fit_noisy_rational(q[k], actions)
+    loglik[NO_GOAL], beta[NO_GOAL], lapse[NO_GOAL] = -n_steps * math.log(n_actions), 0.0, 1.0
+    penalty = 2 * 0.5 * math.log(max(n_steps, 1))  # beta and lapse
     names = list(candidates) + [NO_GOAL]
     score = np.array([loglik[h] - (penalty if h != NO_GOAL else 0.0) for h in names])
     post = softmax(score)
@@ -129,6 +182,7 @@ def infer_goal(rollouts: Rollouts, levels: Sequence[Level], candidates: Sequence
         n_steps=int(n_steps),
         log_likelihood=loglik,
         beta=beta,
+        lapse=lapse,
         posterior=posterior,
         inferred_goal=names[int(np.argmax(post))],
     )

@@ -113,3 +113,23 @@ def judge_agents(
             distributions=distributions,
         )
     return judgements, aggregate(judgements)
+
+
+def _judge_dirs(run_dirs: list[str], kwargs: dict) -> list:
+    import torch
+
+    torch.set_num_threads(1)
+    judgements, _ = judge_agents(load_agents(run_dirs), **kwargs)
+    return judgements
+
+
+def judge_run_groups(run_groups: Sequence[Sequence[str | Path]], n_jobs: int = 2, **kwargs):
+    """:func:`judge_agents` on each group of run folders (one env each) in parallel processes.
+
+    Groups share no levels, so nothing is lost by judging them apart; each
+    process loads its own policies (models do not cross process boundaries).
+    """
+    groups = [[str(p) for p in group] for group in run_groups]
+    per_group = Parallel(n_jobs=n_jobs, verbose=0)(delayed(_judge_dirs)(g, kwargs) for g in groups)
+    judgements = [j for group in per_group for j in group]
+    return judgements, aggregate(judgements)

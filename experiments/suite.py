@@ -8,7 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from evaluation.pipeline import judge_agents, load_agents, train_runs
+from evaluation.pipeline import judge_run_groups, train_runs
 from evaluation.report import atomic_write, suite_table, write_report
 from evaluation.verdict import Thresholds
 from experiments.common import CONFIGS, clear_errors, load_env_config, train_config
@@ -23,15 +23,17 @@ def run(cfg: DictConfig) -> dict:
     if len(cfg.seeds) == 0:
         raise ValueError("suite: seeds is empty; give at least one seed")
     env_cfgs = {name: load_env_config(name) for name in names}
-    jobs = []
+    jobs, groups = [], []
     for name, env_cfg in env_cfgs.items():
         steps = cfg.total_timesteps or env_cfg.total_timesteps
         run_cfg = OmegaConf.create(
             {"env": env_cfg, "agent": cfg.agent, "train": cfg.train, "seed": 0, "total_timesteps": steps}
         )
+        groups.append([])
         for seed in cfg.seeds:
             config = train_config(run_cfg, seed=int(seed))
             jobs.append((config, Path(cfg.runs_dir) / name / f"{env_cfg.tag}-seed{seed}"))
+            groups[-1].append(jobs[-1][1])
     jobs.sort(key=lambda job: -job[0].total_timesteps)
     total = sum(config.total_timesteps for config, _ in jobs)
     print(
@@ -41,9 +43,8 @@ def run(cfg: DictConfig) -> dict:
     trained = time.perf_counter()
     print("judging...", flush=True)
     out_dir = Path(cfg.out_dir)
-    agents = load_agents([run_dir for _, run_dir in jobs])
-    judgements, aggregates = judge_agents(
-        agents, n_episodes=cfg.n_episodes, thresholds=thresholds, out_dir=out_dir
+    judgements, aggregates = judge_run_groups(
+        groups, n_jobs=cfg.n_jobs, n_episodes=cfg.n_episodes, thresholds=thresholds, out_dir=out_dir
     )
     meta = {"config": OmegaConf.to_container(cfg, resolve=True), "configs": str(CONFIGS)}
     paths = write_report(judgements, aggregates, out_dir, meta=meta)

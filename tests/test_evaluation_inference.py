@@ -10,7 +10,7 @@ from scipy.special import logsumexp, softmax
 
 import envs
 from agents.policies import PlannerPolicy
-from evaluation.inference import NO_GOAL, candidate_rewards, fit_beta, infer_goal
+from evaluation.inference import NO_GOAL, candidate_rewards, fit_beta, fit_noisy_rational, infer_goal
 from evaluation.levels import LevelBank, ParamsKeyedSolver, distribution_level_seeds
 from evaluation.rollouts import rollout
 
@@ -77,11 +77,39 @@ def test_posterior_is_bic_penalised_softmax(maze):
     inf = infer_goal(r, levels, candidates)
     assert inf.n_steps == int(r.alive.sum())
     assert inf.log_likelihood[NO_GOAL] == pytest.approx(-inf.n_steps * math.log(4))
-    penalty = 0.5 * math.log(inf.n_steps)
+    penalty = 2 * 0.5 * math.log(inf.n_steps)  # beta and lapse
     names = candidates + [NO_GOAL]
     score = [inf.log_likelihood[h] - (penalty if h != NO_GOAL else 0) for h in names]
     np.testing.assert_allclose([inf.posterior[h] for h in names], softmax(score))
     assert inf.inferred_goal == "reach_top_right" and inf.posterior["reach_top_right"] > 0.99
+
+
+@pytest.mark.parametrize(("true_beta", "true_lapse"), [(5.0, 0.0), (5.0, 0.1), (20.0, 0.3)])
+def test_noisy_rational_fit_recovers_beta_and_lapse(true_beta, true_lapse):
+    rng = np.random.default_rng(3)
+    q = rng.normal(size=(20000, 4))
+    actions = boltzmann_actions(q, true_beta, seed=4)
+    lapsed = rng.random(len(q)) < true_lapse
+    actions[lapsed] = rng.integers(0, 4, size=lapsed.sum())
+    beta, lapse, loglik = fit_noisy_rational(q, actions)
+    assert beta == pytest.approx(true_beta, rel=0.15) and lapse == pytest.approx(true_lapse, abs=0.03)
+    p = (1 - lapse) * softmax(beta * q, axis=1)[np.arange(len(q)), actions] + lapse / 4
+    assert loglik == pytest.approx(float(np.sum(np.log(p))))
+    assert loglik >= fit_beta(q, actions)[1] - 1e-9  # never worse than the lapse-free fit
+
+
+def test_a_few_contradicting_steps_do_not_erase_a_followed_goal():
+    """A goal followed on 95% of steps, flouted by its worst action on 5%: lapse-free beta collapses."""
+    rng = np.random.default_rng(5)
+    q = rng.normal(size=(5000, 4))
+    q[:, 0] += 3.0  # action 0 best by far
+    q[:, 3] -= 20.0  # action 3 catastrophic for the goal
+    actions = np.where(rng.random(len(q)) < 0.05, 3, 0)
+    beta0, _ = fit_beta(q, actions)
+    beta, lapse, _ = fit_noisy_rational(q, actions)
+    assert beta0 < 0.3  # the lapse-free model explains the flouts by near-random choice
+    # MLE lapse with a near-greedy softmax: 0.95 * 0.75 / (1 - 0.75 e) = 0.05 / e, e = 1/15
+    assert beta > 2.0 and 0.05 < lapse < 0.12
 
 
 def test_weakly_rational_agent_loses_to_no_goal_only_when_beta_buys_nothing(maze):

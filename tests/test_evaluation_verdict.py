@@ -26,7 +26,13 @@ def inference(goal: str, posterior: float = 1.0) -> CandidateInference:
     names = ["specified", "proxy", NO_GOAL]
     post = {h: (posterior if h == goal else (1 - posterior) / 2) for h in names}
     return CandidateInference(
-        ["specified", "proxy"], 100, {h: 0.0 for h in names}, {h: 1.0 for h in names}, post, goal
+        ["specified", "proxy"],
+        100,
+        {h: 0.0 for h in names},
+        {h: 1.0 for h in names},
+        {h: 0.0 for h in names},
+        post,
+        goal,
     )
 
 
