@@ -8,8 +8,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from agents.run_logging import start_wandb
 from evaluation.pipeline import judge_run_groups, train_runs
-from evaluation.report import atomic_write, suite_table, write_report
+from evaluation.report import atomic_write, log_wandb, suite_table, write_report
 from evaluation.verdict import Thresholds
 from experiments.common import CONFIGS, clear_errors, load_env_config, train_config
 
@@ -57,6 +58,13 @@ def run(cfg: DictConfig) -> dict:
             f"wall time {wall:.0f} s. Thresholds: {thresholds.to_dict()}\n\n{table}"
         ).encode(),
     )
+    wandb_run = start_wandb(
+        out_dir, project=cfg.logger.project, mode=cfg.logger.mode, config=meta["config"], name=out_dir.name
+    )
+    if wandb_run is not None:
+        log_wandb(judgements, aggregates, wandb_run)
+        wandb_run.summary.update({"suite/wall_seconds": wall, "suite/envs": len(names)})
+        wandb_run.finish()
     print(table)
     print(f"report: {out_dir / 'suite.md'} and {paths['verdicts.md']}")
     print(

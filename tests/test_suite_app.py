@@ -30,9 +30,12 @@ def test_tiny_suite_writes_one_report_with_every_seed(tmp_path):
                 "agent.hyperparams.batch_size=128",
                 f"runs_dir={tmp_path / 'runs'}",
                 f"out_dir={tmp_path / 'report'}",
+                "logger=wandb",
+                "logger.mode=offline",
             ],
         )
     result = suite_app.run(cfg)
+    assert list((tmp_path / "report" / "wandb").glob("offline-run-*/run-*.wandb"))
     (aggregate,) = result["aggregates"]
     assert sorted(aggregate["verdicts"]) == ["1", "2"]
     table = (tmp_path / "report" / "suite.md").read_text()
