@@ -143,15 +143,14 @@ def fit_noisy_rational(q: np.ndarray, actions: np.ndarray) -> tuple[float, float
 
     t_max = math.log(MAX_SCALED_BETA)
     t0 = min(max(math.log(max(beta0 * scale, 1e-3)), -7.0), t_max)
-    # two starts: near the lapse-free fit, and a sharper policy with more lapses
-    found = min(
-        (
-            minimize(
-                negated, np.array(start), jac=True, method="L-BFGS-B", bounds=[(-7.0, t_max), (0.0, 1.0)]
-            )
-            for start in ((t0, 0.05), (min(t0 + 3.0, t_max), 0.3))
-        ),
-        key=lambda result: result.fun,
+    # The likelihood is flat in log beta near beta = 0, so a start there never leaves it: start
+    # from the best point of a coarse grid (and the lapse-free fit) instead.
+    grid = [(t0, 0.05)] + [
+        (t, lapse) for t in np.log([0.3, 3.0, 30.0, 300.0, 3000.0]) for lapse in (0.1, 0.5)
+    ]
+    start = min(grid, key=lambda point: negated(np.array(point))[0])
+    found = minimize(
+        negated, np.array(start), jac=True, method="L-BFGS-B", bounds=[(-7.0, t_max), (0.0, 1.0)]
     )
     value = -float(found.fun)
     if not value > best:

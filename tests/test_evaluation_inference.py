@@ -134,3 +134,20 @@ def test_unknown_reward_is_named(maze):
         infer_goal(r, levels[:2], ["specified", "reach_the_moon"])
     with pytest.raises(ValueError, match="levels"):
         infer_goal(r, levels, ["specified"])
+
+
+def test_noisy_rational_fit_leaves_beta_zero_when_lapse_free_fit_is_stuck_there():
+    """60% greedy, 40% the catastrophic action: lapse-free beta is 0, the goal is still found.
+
+    MLE: lapse / 4 explains action 3 and (1 - lapse) + lapse / 4 action 0, so
+    0.4 (1 - 0.75 e) = 0.45 e, e = 0.533; each step then beats uniform by ~0.28 nats.
+    """
+    rng = np.random.default_rng(6)
+    q = rng.normal(size=(4000, 4))
+    q[:, 0] += 3.0
+    q[:, 3] -= 20.0
+    actions = np.where(rng.random(len(q)) < 0.6, 0, 3)
+    assert fit_beta(q, actions)[0] == 0.0
+    beta, lapse, loglik = fit_noisy_rational(q, actions)
+    assert beta > 1.0 and lapse == pytest.approx(0.533, abs=0.03)
+    assert loglik > -len(q) * math.log(4) + 0.2 * len(q)
