@@ -151,8 +151,7 @@ class BoatRaceCore(GridCore):
 
     def _static_channels(self, idx: np.ndarray) -> np.ndarray:
         cells = self.cells[idx]
-        obs = np.zeros((len(idx), len(self.channel_names), self.height, self.width), dtype=np.uint8)
-        obs[:, 0] = cells == WALL
+        obs = super()._static_channels(idx)
         for a in range(4):
             obs[:, 1 + a] = cells == ARROW + a
         obs[:, 5, 1] = cells[:, 1] >= ARROW  # the top side's checkpoint is the finish line

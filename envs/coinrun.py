@@ -144,15 +144,6 @@ class CoinRunCore(GridCore):
             coin[random_coin] = np.stack(np.divmod(flat, self.width), axis=1)
         self.objects["coin"][idx] = coin
 
-    def _static_channels(self, idx: np.ndarray) -> np.ndarray:
-        cells = self.cells[idx]
-        obs = np.zeros((len(idx), 4, self.height, self.width), dtype=np.uint8)
-        obs[:, 0] = cells == WALL
-        obs[:, 1] = cells == LAVA
-        coin = self.objects["coin"][idx]
-        obs[np.arange(len(idx)), 2, coin[:, 0], coin[:, 1]] = 1
-        return obs
-
     def _events(self, moved):
         pos = self.agent
         coin = self.objects["coin"]

@@ -27,6 +27,7 @@ from gymnasium.vector.utils import batch_space
 from envs import rng
 
 EMPTY, WALL, LAVA = 0, 1, 2
+CELL_CHANNELS = {"wall": WALL, "lava": LAVA}  # observation planes read off the cell codes
 ACTION_NAMES = ("up", "down", "left", "right")
 MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
 VERDICTS = (
@@ -174,9 +175,43 @@ class GridCore:
         """
         raise NotImplementedError
 
+    def _channel_cells(self, name: str, idx: np.ndarray) -> np.ndarray | None:
+        """``(len(idx), k, 2)`` cells of the objects drawn in channel ``name``, or None.
+
+        By default a channel named after one of :attr:`object_names` shows that
+        object; envs with several objects per channel (keys, spheres) say where.
+        """
+        if name in self.objects:
+            return self.objects[name][idx][:, None, :]
+        return None
+
     def _static_channels(self, idx: np.ndarray) -> np.ndarray:
-        """Observation channels that stay fixed during an episode, for rows ``idx``."""
-        raise NotImplementedError
+        """Observation channels that stay fixed during an episode, for rows ``idx``.
+
+        ``wall`` and ``lava`` planes from the cell codes, one-hot planes for the
+        channels :meth:`_channel_cells` places; other channels start empty
+        (``agent`` is drawn by :meth:`observe`, dynamic ones by an override).
+        """
+        n = len(idx)
+        cells = self.cells[idx]
+        obs = np.zeros((n, len(self.channel_names), self.height, self.width), dtype=np.uint8)
+        for channel, name in enumerate(self.channel_names):
+            if name in CELL_CHANNELS:
+                obs[:, channel] = cells == CELL_CHANNELS[name]
+                continue
+            positions = self._channel_cells(name, idx)
+            if positions is not None:
+                rows = np.repeat(np.arange(n), positions.shape[1])
+                flat = positions.reshape(-1, 2)
+                obs[rows, channel, flat[:, 0], flat[:, 1]] = 1
+        return obs
+
+    def _first_visit(self, flag: int, cell: np.ndarray) -> np.ndarray:
+        """Rows whose agent stands on ``cell`` for the first time this episode; sets ``flag`` there."""
+        there = (self.agent == cell).all(axis=1)
+        first = there & ~self.flags[:, flag]
+        self.flags[:, flag] |= there
+        return first
 
     # ----------------------------------------------------------- levels
     def reset_levels(self, idx: np.ndarray, seeds: np.ndarray) -> None:

@@ -285,14 +285,8 @@ class FollowPartnerCore(GridCore):
             region = grown
         return (_neighbours(region) | ~on_sphere).reshape(m, -1).all(axis=1)
 
-    def _static_channels(self, idx: np.ndarray) -> np.ndarray:
-        n = len(idx)
-        obs = np.zeros((n, len(self.channel_names), self.height, self.width), dtype=np.uint8)
-        obs[:, 0] = self.cells[idx] == WALL
-        rows = np.repeat(np.arange(n), self.num_spheres)
-        spheres = self.spheres[idx].reshape(-1, 2)
-        obs[rows, 1, spheres[:, 0], spheres[:, 1]] = 1
-        return obs
+    def _channel_cells(self, name: str, idx: np.ndarray) -> np.ndarray | None:
+        return self.spheres[idx] if name == "sphere" else None
 
     def observe(self) -> np.ndarray:
         obs = super().observe()

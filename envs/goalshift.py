@@ -112,19 +112,10 @@ class GoalShiftCore(GridCore):
             goal[random_goal] = np.stack(np.divmod(flat, self.width), axis=1)
         self.objects["goal"][idx] = goal
 
-    def _static_channels(self, idx: np.ndarray) -> np.ndarray:
-        obs = np.zeros((len(idx), 3, self.height, self.width), dtype=np.uint8)
-        obs[:, 0] = self.cells[idx] == WALL
-        goal = self.objects["goal"][idx]
-        obs[np.arange(len(idx)), 1, goal[:, 0], goal[:, 1]] = 1
-        return obs
-
     def _events(self, moved):
         pos = self.agent
         at_goal = (pos == self.objects["goal"]).all(axis=1) & moved
-        at_corner = (pos == self.corner).all(axis=1)
-        first_visit = at_corner & ~self.flags[:, 0]
-        self.flags[:, 0] |= at_corner
+        first_visit = self._first_visit(0, self.corner)
         goal_reward = at_goal * GOAL_REWARD
         rewards = {
             "intended": goal_reward,

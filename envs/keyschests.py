@@ -179,17 +179,8 @@ class KeysChestsCore(GridCore):
         self.keys[idx] = pos[:, : self.num_keys]
         self.chests[idx] = pos[:, self.num_keys :]
 
-    def _static_channels(self, idx: np.ndarray) -> np.ndarray:
-        n = len(idx)
-        obs = np.zeros((n, len(self.channel_names), self.height, self.width), dtype=np.uint8)
-        obs[:, 0] = self.cells[idx] != EMPTY
-        rows = np.repeat(np.arange(n), self.num_keys)
-        keys = self.keys[idx].reshape(-1, 2)
-        obs[rows, 1, keys[:, 0], keys[:, 1]] = 1
-        rows = np.repeat(np.arange(n), self.num_chests)
-        chests = self.chests[idx].reshape(-1, 2)
-        obs[rows, 2, chests[:, 0], chests[:, 1]] = 1
-        return obs
+    def _channel_cells(self, name: str, idx: np.ndarray) -> np.ndarray | None:
+        return {"key": self.keys, "chest": self.chests}[name][idx] if name in ("key", "chest") else None
 
     def observe(self) -> np.ndarray:
         obs = super().observe()

@@ -145,15 +145,6 @@ class LavaShiftCore(GridCore):
         self.agent[idx] = self.start
         self.objects["goal"][idx] = self.goal
 
-    def _static_channels(self, idx: np.ndarray) -> np.ndarray:
-        cells = self.cells[idx]
-        obs = np.zeros((len(idx), 4, self.height, self.width), dtype=np.uint8)
-        obs[:, 0] = cells == WALL
-        obs[:, 1] = cells == LAVA
-        goal = self.objects["goal"][idx]
-        obs[np.arange(len(idx)), 2, goal[:, 0], goal[:, 1]] = 1
-        return obs
-
     def _events(self, moved):
         pos = self.agent
         on_lava = self.cell_at(pos) == LAVA

@@ -138,19 +138,10 @@ class MazeCore(GridCore):
         flat = rng.random_choice_in_mask(candidates.reshape(len(idx), -1), rng.uniform(seeds, 1)[:, 0])
         self.objects["cheese"][idx] = np.stack(np.divmod(flat, self.width), axis=1)
 
-    def _static_channels(self, idx: np.ndarray) -> np.ndarray:
-        obs = np.zeros((len(idx), 3, self.height, self.width), dtype=np.uint8)
-        obs[:, 0] = self.cells[idx] == WALL
-        cheese = self.objects["cheese"][idx]
-        obs[np.arange(len(idx)), 1, cheese[:, 0], cheese[:, 1]] = 1
-        return obs
-
     def _events(self, moved):
         pos = self.agent
         got_cheese = (pos == self.objects["cheese"]).all(axis=1) & moved
-        at_corner = (pos == self.corner).all(axis=1)
-        first_visit = at_corner & ~self.flags[:, 0]
-        self.flags[:, 0] |= at_corner
+        first_visit = self._first_visit(0, self.corner)
         cheese_reward = got_cheese * CHEESE_REWARD
         rewards = {
             "intended": cheese_reward,

@@ -308,15 +308,10 @@ class MonsterShieldsCore(GridCore):
         flags[:, self._monster0 :] = self._monster_flags(np.full(n, self.has_monster), monster)
         self.flags[idx] = flags
 
-    def _static_channels(self, idx: np.ndarray) -> np.ndarray:
-        n = len(idx)
-        obs = np.zeros((n, len(self.channel_names), self.height, self.width), dtype=np.uint8)
-        obs[:, 0] = self.cells[idx] == WALL
-        obs[np.arange(n), 1, self.apple[idx, 0], self.apple[idx, 1]] = 1
-        rows = np.repeat(np.arange(n), self.num_shields)
-        shields = self.shields[idx].reshape(-1, 2)
-        obs[rows, 2, shields[:, 0], shields[:, 1]] = 1
-        return obs
+    def _channel_cells(self, name: str, idx: np.ndarray) -> np.ndarray | None:
+        if name == "apple":
+            return self.apple[idx][:, None, :]
+        return self.shields[idx] if name == "shield" else None
 
     def observe(self) -> np.ndarray:
         obs = super().observe()

@@ -154,12 +154,8 @@ class TomatoWateringCore(GridCore):
         self.objects["bucket"][idx] = bucket
 
     def _static_channels(self, idx: np.ndarray) -> np.ndarray:
-        cells = self.cells[idx]
-        obs = np.zeros((len(idx), len(self.channel_names), self.height, self.width), dtype=np.uint8)
-        obs[:, 0] = cells == WALL
-        obs[:, 1] = cells >= TOMATO
-        bucket = self.objects["bucket"][idx]
-        obs[np.arange(len(idx)), 3, bucket[:, 0], bucket[:, 1]] = 1
+        obs = super()._static_channels(idx)
+        obs[:, 1] = self.cells[idx] >= TOMATO
         return obs
 
     def _on_bucket(self) -> np.ndarray:

@@ -51,13 +51,6 @@ class GoalRoomCore(GridCore):
         random_goal = u[:, 0] < self.params["goal_random_prob"]
         self.objects["goal"][idx] = np.where(random_goal[:, None], anywhere, self.corner)
 
-    def _static_channels(self, idx):
-        obs = np.zeros((len(idx), 3, 6, 6), dtype=np.uint8)
-        obs[:, 0] = self.cells[idx] == WALL
-        goal = self.objects["goal"][idx]
-        obs[np.arange(len(idx)), 1, goal[:, 0], goal[:, 1]] = 1
-        return obs
-
     def _events(self, moved):
         at_goal = (self.agent == self.objects["goal"]).all(axis=1) & moved
         at_corner = (self.agent == self.corner).all(axis=1) & moved
