@@ -113,16 +113,7 @@ class GoalShiftCore(GridCore):
         self.objects["goal"][idx] = goal
 
     def _events(self, moved):
-        pos = self.agent
-        at_goal = (pos == self.objects["goal"]).all(axis=1) & moved
-        first_visit = self._first_visit(0, self.corner)
-        goal_reward = at_goal * GOAL_REWARD
-        rewards = {
-            "intended": goal_reward,
-            "specified": goal_reward.copy(),
-            "reach_top_right": first_visit * GOAL_REWARD,
-        }
-        return rewards, at_goal
+        return self._goal_with_corner_proxy(moved, "goal", GOAL_REWARD)
 
 
 class GoalShift(ShiftEnv):

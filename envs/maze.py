@@ -139,16 +139,7 @@ class MazeCore(GridCore):
         self.objects["cheese"][idx] = np.stack(np.divmod(flat, self.width), axis=1)
 
     def _events(self, moved):
-        pos = self.agent
-        got_cheese = (pos == self.objects["cheese"]).all(axis=1) & moved
-        first_visit = self._first_visit(0, self.corner)
-        cheese_reward = got_cheese * CHEESE_REWARD
-        rewards = {
-            "intended": cheese_reward,
-            "specified": cheese_reward.copy(),
-            "reach_top_right": first_visit * CHEESE_REWARD,
-        }
-        return rewards, got_cheese
+        return self._goal_with_corner_proxy(moved, "cheese", CHEESE_REWARD)
 
 
 class Maze(ShiftEnv):
