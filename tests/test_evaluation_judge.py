@@ -62,6 +62,14 @@ IRL_XFAILS = {
         for built in ("specified", "follow_partner")
     },
 }
+# Proxy agents whose train score sits on the `learned` bar by the env's design: over many seeds
+# some come out `untrained`, which is then the right verdict (slow test only).
+PROXY_ON_LEARNED_BAR = {
+    ("GMSuite/GoalShift-v0", "test", "reach_top_right"): (
+        "30% of train goals are placed at random, so a corner seeker reaches the goal on about 70% "
+        "of train levels: S_spec(train) is about 0.5 (0.497 for seed 6 of 10)"
+    ),
+}
 # Reference cases for the report, aggregate and tie-breaking tests, which need an env where the
 # specified-optimal agent is robust and a proxy's agent goal-misgeneralizes: not a
 # misspecification env, and not an xfailed proxy.
@@ -340,6 +348,9 @@ def test_synthetic_agents_over_ten_seeds_and_three_rationalities(case, beta):
     for built, (verdict, goal) in expected.items():
         agents = {s: PlannerPolicy(built, beta=beta, seed=s, solver=ParamsKeyedSolver()) for s in range(10)}
         for j in judge(agents, env_id, n_episodes=200, distributions=[distribution], agent=built, bank=BANK):
+            if (env_id, distribution, built) in PROXY_ON_LEARNED_BAR and j.verdict == "untrained":
+                assert j.scores["train"].scores["specified"] > 0.45, describe(j)
+                continue
             assert (j.verdict, j.goal) == (verdict, goal), describe(j)
             if (env_id, distribution, built) not in IRL_XFAILS:
                 assert j.irl["epic"][built] == pytest.approx(min(j.irl["epic"].values())), (j.seed, j.irl)
