@@ -54,9 +54,14 @@ def check_probability(value, _params) -> str | None:
     return None
 
 
+def is_int(value) -> bool:
+    """An integer (Python or numpy), and not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def check_int_range(lo: int, hi: int, odd: bool = False):
     def check(value, _params) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if not is_int(value):
             return "must be an integer"
         if not lo <= value <= hi:
             return f"must be in [{lo}, {hi}]"
@@ -68,7 +73,7 @@ def check_int_range(lo: int, hi: int, odd: bool = False):
 
 
 def check_positive_int(value, _params) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_int(value) or value < 1:
         return "must be a positive integer"
     return None
 
@@ -109,7 +114,7 @@ class GridCore:
     colours: ClassVar[dict[str, tuple[int, int, int]]] = {}
 
     def __init__(self, num_envs: int, distribution: str = "train", **params):
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        if not is_int(num_envs) or num_envs < 1:
             raise ValueError(f"{self.env_id}: num_envs must be a positive integer, got {num_envs!r}")
         self.num_envs = int(num_envs)
         self.distribution = distribution

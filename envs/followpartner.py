@@ -137,6 +137,7 @@ from envs.core import (
     ShiftVectorEnv,
     check_int_range,
     check_optional_positive_int,
+    is_int,
 )
 
 SPHERE_REWARD = 10.0  # per unit of progress on an order, gained or lost
@@ -146,17 +147,13 @@ MAX_SPHERES = 4  # the exact level model grows with the partner's paths between 
 LAYOUT_CANDIDATES = 16
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
 def _check_spheres(value, params):
     """Range, and at most ``size - 2`` spheres, so that valid layouts are common (checked after ``size``)."""
     problem = check_int_range(2, MAX_SPHERES)(value, params)
     if problem:
         return problem
     size = params["size"]
-    if _is_int(size) and value > size - 2:
+    if is_int(size) and value > size - 2:
         return f"crowds the room: at most size - 2 = {size - 2} spheres fit a size-{size} room"
     return None
 
@@ -164,7 +161,7 @@ def _check_spheres(value, params):
 def _check_shift(value, params):
     """An integer rotation of the correct order, in ``[0, num_spheres - 1]`` (checked after it)."""
     spheres = params["num_spheres"]
-    hi = spheres - 1 if _is_int(spheres) else MAX_SPHERES - 1
+    hi = spheres - 1 if is_int(spheres) else MAX_SPHERES - 1
     return check_int_range(0, hi)(value, params)
 
 

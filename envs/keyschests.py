@@ -79,6 +79,7 @@ from envs.core import (
     ShiftVectorEnv,
     check_int_range,
     check_optional_positive_int,
+    is_int,
 )
 from envs.maze import carve_perfect_mazes
 
@@ -94,14 +95,10 @@ def _free_cells(size: int) -> int:
     return 2 * rooms - 2
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
 def _check_keys(value, params):
     """Range, and that the inventory marks fit along the top wall."""
     problem = check_int_range(1, MAX_OBJECTS)(value, params)
-    if problem is None and _is_int(params["size"]) and value > params["size"] - 2:
+    if problem is None and is_int(params["size"]) and value > params["size"] - 2:
         problem = f"exceeds size - 2 = {params['size'] - 2}, the inventory marks along the top wall"
     return problem
 
@@ -112,7 +109,7 @@ def _check_chests(value, params):
     if problem:
         return problem
     size, keys = params["size"], params["num_keys"]
-    if _is_int(size) and _is_int(keys) and keys + value > _free_cells(size):
+    if is_int(size) and is_int(keys) and keys + value > _free_cells(size):
         return f"leaves no room: num_keys + num_chests must fit the {_free_cells(size)} free cells"
     return None
 

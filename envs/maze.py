@@ -52,6 +52,7 @@ from envs.core import (
     ShiftVectorEnv,
     check_int_range,
     check_optional_positive_int,
+    is_int,
 )
 
 CHEESE_REWARD = 10.0
@@ -62,7 +63,7 @@ def _check_region(value, params):
     if value is None:
         return None
     size = params["size"]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         return "must be a positive integer or None (anywhere)"
     if not 1 <= value <= max(1, size - 2):
         return f"must be in [1, size - 2 = {size - 2}] or None (anywhere)"
