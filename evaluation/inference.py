@@ -80,6 +80,13 @@ def step_q_values(rollouts: Rollouts, levels: Sequence[Level], rewards: Sequence
     return np.stack([np.concatenate(q) for q in qs]), np.concatenate(actions)
 
 
+def _scaled_gaps(q: np.ndarray) -> tuple[np.ndarray, float]:
+    """``Q - max_a Q`` divided by the largest per-state range (``scale``; 0 when ``Q`` is flat)."""
+    gaps = q - q.max(axis=1, keepdims=True)
+    scale = float(-gaps.min())
+    return (gaps / scale if scale > 0 else gaps), scale
+
+
 def fit_beta(q: np.ndarray, actions: np.ndarray) -> tuple[float, float]:
     """Maximum-likelihood ``beta >= 0`` of ``P(a|s) ∝ exp(beta Q(s, a))``; returns ``(beta, loglik)``.
 
@@ -90,11 +97,9 @@ def fit_beta(q: np.ndarray, actions: np.ndarray) -> tuple[float, float]:
     n, n_actions = q.shape
     if n == 0:
         return 0.0, 0.0
-    gaps = q - q.max(axis=1, keepdims=True)
-    scale = float(-gaps.min())
+    x, scale = _scaled_gaps(q)
     if scale <= 0:
         return 0.0, -n * math.log(n_actions)
-    x = gaps / scale
     taken = x[np.arange(n), actions]
 
     def loglik(b: float) -> float:
@@ -123,11 +128,9 @@ def fit_noisy_rational(q: np.ndarray, actions: np.ndarray) -> tuple[float, float
     beta0, best = fit_beta(q, actions)
     if n == 0:
         return beta0, 0.0, best
-    gaps = q - q.max(axis=1, keepdims=True)
-    scale = float(-gaps.min())
+    x, scale = _scaled_gaps(q)
     if scale <= 0:
         return 0.0, 0.0, best
-    x = gaps / scale
     rows = np.arange(n)
     taken = x[rows, actions]
 
