@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,11 +95,21 @@ def judge_agents(
     distributions: Sequence[str] | None = None,
 ):
     """Judgements of every agent on every shifted distribution, and their aggregates across seeds."""
+    judgements = judge_each(agents, n_episodes, thresholds, out_dir, distributions)
+    return judgements, aggregate(judgements)
+
+
+def judge_each(
+    agents: Sequence[TrainedAgent],
+    n_episodes: int = 200,
+    thresholds: Thresholds | None = None,
+    out_dir: str | Path | None = None,
+    distributions: Sequence[str] | None = None,
+) -> list:
+    """Per-seed judgements of every agent on every shifted distribution (levels shared via one bank)."""
     bank = LevelBank()
     judgements = []
-    by_env = defaultdict(list)
     for agent in agents:
-        by_env[agent.env_id].append(agent)
         judgements += judge(
             agent.policies,
             agent.env_id,
@@ -112,15 +121,14 @@ def judge_agents(
             out_dir=out_dir,
             distributions=distributions,
         )
-    return judgements, aggregate(judgements)
+    return judgements
 
 
 def _judge_dirs(run_dirs: list[str], kwargs: dict) -> list:
     import torch
 
     torch.set_num_threads(1)
-    judgements, _ = judge_agents(load_agents(run_dirs), **kwargs)
-    return judgements
+    return judge_each(load_agents(run_dirs), **kwargs)
 
 
 def judge_run_groups(run_groups: Sequence[Sequence[str | Path]], n_jobs: int = 2, **kwargs):
