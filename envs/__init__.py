@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import gymnasium
 
-from envs.core import VERDICTS, GridCore, ShiftEnv, ShiftVectorEnv
+from envs.core import GridCore, ShiftEnv, ShiftVectorEnv
+from envs.task import TASKS, VERDICTS, ExactAccess, LevelBatch, Task, register_task, task
 
 # id -> (module, single-env class, vector-env class); one row per environment.
 ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
@@ -38,17 +39,26 @@ def register(env_id: str, module: str, env_class: str, vector_class: str) -> Non
     ENVIRONMENTS.setdefault(env_id, (module, env_class, vector_class))
 
 
-def core_class(env_id: str) -> type[GridCore]:
-    """The batched core behind a registered id; names the id if it is unknown."""
-    if env_id not in gymnasium.registry:
-        known = sorted(k for k in gymnasium.registry if k.startswith("GMSuite/"))
-        raise ValueError(f"unknown environment {env_id!r}; registered: {known}")
-    entry = gymnasium.registry[env_id].entry_point
-    env_cls = gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-    return env_cls.core_cls
+def core_class(env_id: str) -> Task:
+    """Old name of :func:`envs.task.task` (the task behind an env id); kept for existing code."""
+    return task(env_id)
 
 
 for _env_id, _row in list(ENVIRONMENTS.items()):
     register(_env_id, *_row)
 
-__all__ = ["ENVIRONMENTS", "VERDICTS", "GridCore", "ShiftEnv", "ShiftVectorEnv", "core_class", "register"]
+__all__ = [
+    "ENVIRONMENTS",
+    "TASKS",
+    "VERDICTS",
+    "ExactAccess",
+    "GridCore",
+    "LevelBatch",
+    "ShiftEnv",
+    "ShiftVectorEnv",
+    "Task",
+    "core_class",
+    "register",
+    "register_task",
+    "task",
+]

@@ -15,6 +15,7 @@ s})`` plays one exact level, which is how evaluation enumerates levels.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -25,18 +26,12 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from envs import rng
+from envs.task import VERDICTS  # noqa: F401  (re-exported)
 
 EMPTY, WALL, LAVA = 0, 1, 2
 CELL_CHANNELS = {"wall": WALL, "lava": LAVA}  # observation planes read off the cell codes
 ACTION_NAMES = ("up", "down", "left", "right")
 MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
-VERDICTS = (
-    "untrained",
-    "misspecification",
-    "robust",
-    "goal_misgeneralization",
-    "capability_misgeneralization",
-)
 
 
 @dataclass(frozen=True)
@@ -86,6 +81,9 @@ def check_optional_positive_int(value, params) -> str | None:
 def check_render_mode(env_id: str, render_mode: str | None, known: list[str]) -> None:
     if render_mode is not None and render_mode not in known:
         raise ValueError(f"{env_id}: unknown render_mode {render_mode!r}; known: {known}")
+
+
+_PER_LEVEL_NAMES: dict[tuple, tuple[str, ...]] = {}
 
 
 class GridCore:
@@ -266,11 +264,38 @@ class GridCore:
         return self.cells[self._rows, pos[:, 0], pos[:, 1]]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every array that defines the batch's levels and states (for snapshots)."""
-        names = ("cells", "agent", "flags", "steps", "level_seed", "static_obs")
-        named = {name: getattr(self, name) for name in names}
+        """Every array that defines the batch's levels and states (for snapshots and copies).
+
+        Found, not listed: every public ndarray attribute that has one row per
+        level (its leading axis follows ``num_envs``: checked on two probe cores
+        of different sizes, so a constant that happens to have ``num_envs``
+        entries is not mistaken for one), and every object's positions. An
+        env's extra level arrays (keys, the partner, the monster) are therefore
+        copied without being named, so a copy of a level cannot miss one.
+        """
+        named = {name: getattr(self, name) for name in self._per_level_names()}
         named.update({f"object_{name}": array for name, array in self.objects.items()})
         return named
+
+    def _per_level_names(self) -> tuple[str, ...]:
+        key = (type(self), json.dumps(self.params, sort_keys=True, default=str), self.distribution)
+        if key not in _PER_LEVEL_NAMES:
+            sizes = (3, 5)
+            probes = [type(self)(n, self.distribution, **self.params) for n in sizes]
+            names = [
+                name
+                for name in vars(probes[0])
+                if not name.startswith("_")
+                and name != "objects"
+                and all(
+                    isinstance(getattr(p, name, None), np.ndarray)
+                    and getattr(p, name).ndim >= 1
+                    and getattr(p, name).shape[0] == n
+                    for p, n in zip(probes, sizes, strict=True)
+                )
+            ]
+            _PER_LEVEL_NAMES[key] = tuple(names)
+        return _PER_LEVEL_NAMES[key]
 
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         for name, current in self.arrays().items():
@@ -320,6 +345,11 @@ class GridCore:
         moved = (states[:, :2] != next_states[:, :2]).any(axis=1)
         rewards, _ = probe._events(moved)
         return {name: np.asarray(value, dtype=np.float64) for name, value in rewards.items()}
+
+    def feature_planes(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """Named static per-cell planes of every row's level ``(B, C, H, W)``: IRL's object features."""
+        keep = [i for i, name in enumerate(self.channel_names) if name != "agent"]
+        return tuple(self.channel_names[i] for i in keep), self.static_obs[:, keep]
 
     # ----------------------------------------------------------- rendering
     def render_ansi(self, i: int) -> str:

@@ -217,11 +217,6 @@ class FollowPartnerCore(GridCore):
 
     # the sphere positions (and so the order) are level data, the partner is state: snapshots
     # and replicas carry both
-    def arrays(self) -> dict[str, np.ndarray]:
-        named = super().arrays()
-        named.update(spheres=self.spheres, partner=self.partner)
-        return named
-
     # ----------------------------------------------------------- exact state
     def get_states(self) -> np.ndarray:
         progress = self.flags[:, : 2 * self.num_spheres].astype(np.int64)

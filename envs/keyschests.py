@@ -151,11 +151,6 @@ class KeysChestsCore(GridCore):
         self.chests = np.zeros((self.num_envs, self.num_chests, 2), dtype=np.int64)
 
     # the object positions are level data: snapshots and replicas must carry them
-    def arrays(self) -> dict[str, np.ndarray]:
-        named = super().arrays()
-        named.update(keys=self.keys, chests=self.chests)
-        return named
-
     @property
     def collected(self) -> np.ndarray:
         return self.flags[:, : self.num_keys]

@@ -243,11 +243,6 @@ class MonsterShieldsCore(GridCore):
         self.shields = np.zeros((self.num_envs, self.num_shields, 2), dtype=np.int64)
 
     # the object positions are level data: snapshots and replicas must carry them
-    def arrays(self) -> dict[str, np.ndarray]:
-        named = super().arrays()
-        named.update(apple=self.apple, shields=self.shields)
-        return named
-
     # ----------------------------------------------------------- state views
     @property
     def collected(self) -> np.ndarray:
