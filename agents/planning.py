@@ -1,20 +1,23 @@
-"""Exact level models by search through the simulator, and value iteration.
+"""The exact path, in one place: level models by search, value iteration, and the level cache.
 
-A deterministic shift environment exposes its dynamic state (``get_states`` /
-``set_states`` on the batched core). :func:`enumerate_level` builds the
-level's tabular model generically: breadth-first search from the start state,
-expanding a whole frontier times every action in one batched ``step``. Value
-iteration on that model gives ``Q*`` for every declared reward at once, which
-the optimal planner, the normalised score and reward inference all share.
+A deterministic task exposes its dynamic state (:class:`envs.task.ExactAccess`:
+``get_states`` / ``set_states`` / ``replicate`` on a batch).
+:func:`enumerate_level` builds a level's tabular model generically:
+breadth-first search from the start state, expanding a whole frontier times
+every action in one batched ``step``. Value iteration on that model gives
+``Q*`` for every declared reward at once, which the optimal planner, the
+normalised score and reward inference all share. :class:`LevelSolver` keeps
+each solved :class:`Level`, keyed by ``(env, resolved params, level seed)``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 
-from envs.core import GridCore
+from envs.task import LevelBatch, require_exact
 
 DEFAULT_GAMMA = 0.99
 
@@ -50,11 +53,12 @@ class TabularModel:
             raise ValueError(f"state {err.args[0]} is not in the level model") from None
 
 
-def enumerate_level(core: GridCore, row: int = 0, max_states: int = 200_000) -> TabularModel:
+def enumerate_level(core: LevelBatch, row: int = 0, max_states: int = 200_000) -> TabularModel:
     """Tabular model of the level in ``core``'s ``row``, from its current state.
 
     An env whose levels are too big to enumerate may provide the model itself
     as ``core.tabular_model(row) -> TabularModel``; it is then used as is.
+    A task without exact access stops here with what it lacks.
 
     States reached only by an episode-ending transition are kept (their
     features matter to reward comparisons) but not expanded: they get
@@ -62,6 +66,7 @@ def enumerate_level(core: GridCore, row: int = 0, max_states: int = 200_000) -> 
     """
     if hasattr(core, "tabular_model"):
         return core.tabular_model(row)
+    require_exact(core)
     n_actions = core.single_action_space().n
     start = core.get_states()[row]
     chunk = 256
@@ -158,3 +163,84 @@ def _greedy_policy_values(
 def greedy_actions(q: np.ndarray) -> np.ndarray:
     """Optimal action per state (lowest index among ties, so plans are reproducible)."""
     return q.argmax(axis=-1)
+
+
+def params_key(env_id: str, params: dict) -> str:
+    """A stable text key for an env's resolved parameters."""
+    return env_id + json.dumps(params, sort_keys=True, default=str)
+
+
+@dataclass
+class Level:
+    """One solved level: a 1-row batch holding it, its model, ``Q*`` per reward, a state index."""
+
+    core: LevelBatch
+    model: TabularModel
+    q: dict[str, np.ndarray]  # reward -> (S, A)
+    codes: np.ndarray  # sorted mixed-radix codes of model states
+    order: np.ndarray  # model index of each sorted code
+    radix: np.ndarray
+    low: np.ndarray
+
+    def index_of(self, states: np.ndarray) -> np.ndarray:
+        """Model indices of ``states`` (n, state_dim), vectorised; every state must be in the model."""
+        states = np.asarray(states, dtype=np.int64).reshape(-1, self.model.states.shape[1])
+        codes = (states - self.low) @ self.radix
+        pos = np.clip(np.searchsorted(self.codes, codes), 0, len(self.codes) - 1)
+        idx = self.order[pos]
+        bad = (self.model.states[idx] != states).any(axis=1)
+        if bad.any():
+            raise ValueError(f"state {states[bad][0].tolist()} is not in the level model")
+        return idx
+
+
+def solve_level(core: LevelBatch, row: int, gamma: float) -> Level:
+    require_exact(core)
+    single = core.replicate(row, 1)
+    single.reset_levels(np.array([0]), core.level_seed[row : row + 1])
+    model = enumerate_level(single)
+    names = list(model.rewards)
+    q = value_iteration(model, np.stack([model.rewards[n] for n in names]), gamma)
+    low = model.states.min(axis=0)
+    span = model.states.max(axis=0) - low + 1
+    radix = np.concatenate([np.cumprod(span[::-1])[::-1][1:], [1]]).astype(np.int64)
+    codes = (model.states - low) @ radix
+    order = np.argsort(codes)
+    return Level(single, model, dict(zip(names, q, strict=True)), codes[order], order, radix, low)
+
+
+class LevelSolver:
+    """Solved :class:`Level` objects, keyed by ``(env, resolved params, level seed)``.
+
+    A level is its env, resolved params and seed: the same seed under another
+    distribution (CoinRun ``train`` vs ``test``) is another level. Planner
+    agents and the judge share one solver so each level is solved once.
+    """
+
+    def __init__(self, gamma: float = DEFAULT_GAMMA):
+        self.gamma = gamma
+        self.levels: dict[tuple[str, int], Level] = {}
+
+    def level(self, core: LevelBatch, row: int, key: str | None = None) -> Level:
+        key = params_key(core.env_id, core.params) if key is None else key
+        seed = int(core.level_seed[row])
+        if (key, seed) not in self.levels:
+            self.levels[(key, seed)] = solve_level(core, row, self.gamma)
+        return self.levels[(key, seed)]
+
+    def row_levels(self, core: LevelBatch) -> list[Level]:
+        key = params_key(core.env_id, core.params)
+        return [self.level(core, i, key) for i in range(core.num_envs)]
+
+    def state_indices(self, core: LevelBatch) -> np.ndarray:
+        states = core.get_states()
+        return np.array([lv.index_of(states[i : i + 1])[0] for i, lv in enumerate(self.row_levels(core))])
+
+    def q_values(self, core: LevelBatch, reward: str) -> np.ndarray:
+        """``(B, A)`` optimal action values of every row's current state under ``reward``."""
+        states = core.get_states()
+        levels = self.row_levels(core)
+        return np.stack([lv.q[reward][lv.index_of(states[i : i + 1])[0]] for i, lv in enumerate(levels)])
+
+
+ParamsKeyedSolver = LevelSolver  # old name, kept for existing code

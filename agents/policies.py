@@ -1,70 +1,45 @@
 """Policies the suite can roll out: learned (SB3), uniform random, exact planners.
 
-A policy acts on a batch: ``act(obs, core)`` gets the observations and the
-batched core (exact-state policies read ``core.get_states()``) and returns one
-action per row. Planner policies solve each level once, by enumeration and
-value iteration, and cache the plan by level seed.
+A policy maps a batch of observations to one action per row: ``act(obs)``.
+It never sees the simulator. Before a rollout, :meth:`Policy.bind` tells it
+the batch it will act in (the action count for the random policy); exact
+planners, the synthetic agents of known goal, reach the level model through
+their own :class:`~agents.planning.LevelSolver` on the bound batch, which
+must offer exact access.
 """
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from agents.planning import DEFAULT_GAMMA, TabularModel, enumerate_level, value_iteration
-from envs.core import GridCore
+from agents.planning import LevelSolver
+from envs.task import LevelBatch, require_exact
 
 
 class Policy:
     name = "policy"
 
-    def act(self, obs: np.ndarray, core: GridCore) -> np.ndarray:
+    def bind(self, batch: LevelBatch) -> None:
+        """Called by a rollout before the first ``act`` on ``batch``; most policies need nothing."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
 class UniformRandomPolicy(Policy):
     name = "random"
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, n_actions: int | None = None):
         self.rng = np.random.default_rng(seed)
+        self.n_actions = n_actions
 
-    def act(self, obs, core):
-        return self.rng.integers(0, core.single_action_space().n, size=core.num_envs)
+    def bind(self, batch):
+        self.n_actions = int(batch.single_action_space().n)
 
-
-class LevelSolver:
-    """Exact models and ``Q*`` of every declared reward, cached per level.
-
-    A level is its env, resolved params and seed: the same seed under another
-    distribution (CoinRun ``train`` vs ``test``) is another level.
-    """
-
-    def __init__(self, gamma: float = DEFAULT_GAMMA):
-        self.gamma = gamma
-        self._cache: dict[tuple, tuple[TabularModel, dict[str, np.ndarray], dict[tuple, int]]] = {}
-
-    def solve(self, core: GridCore, row: int):
-        seed = int(core.level_seed[row])
-        key = (core.env_id, json.dumps(core.params, sort_keys=True, default=str), seed)
-        if key not in self._cache:
-            single = core.replicate(row, 1)
-            single.reset_levels(np.array([0]), np.array([seed]))
-            model = enumerate_level(single)
-            names = list(model.rewards)
-            q = value_iteration(model, np.stack([model.rewards[n] for n in names]), self.gamma)
-            lookup = {tuple(s): i for i, s in enumerate(model.states.tolist())}
-            self._cache[key] = (model, dict(zip(names, q, strict=True)), lookup)
-        return self._cache[key]
-
-    def state_indices(self, core: GridCore) -> np.ndarray:
-        states = core.get_states().tolist()
-        return np.array([self.solve(core, i)[2][tuple(s)] for i, s in enumerate(states)])
-
-    def q_values(self, core: GridCore, reward: str) -> np.ndarray:
-        """``(B, A)`` optimal action values of every row's current state under ``reward``."""
-        idx = self.state_indices(core)
-        return np.stack([self.solve(core, i)[1][reward][s] for i, s in enumerate(idx)])
+    def act(self, obs):
+        if self.n_actions is None:
+            raise ValueError("UniformRandomPolicy: action count unknown; give n_actions or bind a batch")
+        return self.rng.integers(0, self.n_actions, size=len(obs))
 
 
 class PlannerPolicy(Policy):
@@ -83,13 +58,20 @@ class PlannerPolicy(Policy):
         self.solver = solver or LevelSolver()
         self.rng = np.random.default_rng(seed)
         self.name = f"opt_{reward}" if beta is None else f"boltzmann_{reward}_b{beta:g}"
+        self.batch: LevelBatch | None = None
 
-    def act(self, obs, core):
-        if self.reward not in core.reward_names:
+    def bind(self, batch):
+        if self.reward not in batch.reward_names:
             raise ValueError(
-                f"{core.env_id}: reward {self.reward!r} is not declared; declared: {list(core.reward_names)}"
+                f"{batch.env_id}: reward {self.reward!r} is not declared; declared: {list(batch.reward_names)}"
             )
-        q = self.solver.q_values(core, self.reward)
+        require_exact(batch)
+        self.batch = batch
+
+    def act(self, obs):
+        if self.batch is None:
+            raise ValueError(f"{self.name}: a planner acts on a bound batch (rollouts bind it)")
+        q = self.solver.q_values(self.batch, self.reward)
         if self.beta is None:
             return q.argmax(axis=1)
         logits = self.beta * (q - q.max(axis=1, keepdims=True))
@@ -107,6 +89,6 @@ class SB3Policy(Policy):
         self.deterministic = deterministic
         self.name = name
 
-    def act(self, obs, core):
+    def act(self, obs):
         actions, _ = self.model.predict(obs, deterministic=self.deterministic)
         return np.asarray(actions, dtype=np.int64)

@@ -23,7 +23,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import CallbackList
@@ -42,6 +41,7 @@ from agents.checkpoints import (
 from agents.networks import GridCNN
 from agents.run_logging import JsonlWriter, WandbWriter, jsonl_to_csv, truncate_jsonl
 from agents.vec_env import ShiftSB3VecEnv
+from envs.core import ShiftVectorEnv
 
 ALGORITHMS = {"ppo": PPO, "a2c": A2C}
 PACKAGES = ("numpy", "torch", "gymnasium", "stable-baselines3", "hydra-core", "wandb")
@@ -87,7 +87,7 @@ class TrainConfig:
 
 def validate(config: TrainConfig) -> None:
     """Raise ``ValueError`` naming the first bad value, before any long work."""
-    core_cls = envs.core_class(config.env_id)
+    core_cls = envs.task(config.env_id)
     core_cls.resolve_params("train", config.env_params)
     if config.reward not in core_cls.reward_names:
         raise ValueError(
@@ -106,13 +106,7 @@ def validate(config: TrainConfig) -> None:
 
 
 def make_training_env(config: TrainConfig) -> ShiftSB3VecEnv:
-    vec = gym.make_vec(
-        config.env_id,
-        num_envs=config.agent.num_envs,
-        vectorization_mode="vector_entry_point",
-        distribution="train",
-        **config.env_params,
-    )
+    vec = ShiftVectorEnv(config.agent.num_envs, "train", task=envs.task(config.env_id), **config.env_params)
     venv = ShiftSB3VecEnv(vec, reward=config.reward)
     venv.seed(config.seed)
     return venv

@@ -475,10 +475,13 @@ class ShiftVectorEnv(VectorEnv):
         num_envs: int = 1,
         distribution: str = "train",
         render_mode: str | None = None,
+        task=None,
         **params,
     ):
-        check_render_mode(self.core_cls.env_id, render_mode, self.metadata["render_modes"])
-        self.core = self.core_cls(num_envs, distribution, **params)
+        """``task``: any :class:`envs.task.Task` (default: the class's ``core_cls``)."""
+        task = self.core_cls if task is None else task
+        check_render_mode(task.env_id, render_mode, self.metadata["render_modes"])
+        self.core = task(num_envs, distribution, **params)
         self.num_envs = self.core.num_envs
         self.distribution = distribution
         self.render_mode = render_mode
@@ -514,9 +517,10 @@ class ShiftVectorEnv(VectorEnv):
 
     def step(self, actions):
         actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or not np.all((actions >= 0) & (actions < len(ACTION_NAMES))):
+        n_actions = self.single_action_space.n
+        if actions.shape != (self.num_envs,) or not np.all((actions >= 0) & (actions < n_actions)):
             raise ValueError(
-                f"{self.core.env_id}: expected {self.num_envs} actions in [0, {len(ACTION_NAMES)}), got {actions!r}"
+                f"{self.core.env_id}: expected {self.num_envs} actions in [0, {n_actions}), got {actions!r}"
             )
         rewards, terminated, truncated = self.core.step(actions)
         done = terminated | truncated

@@ -151,7 +151,9 @@ def check_declarations(task) -> None:
             )
     unknown = [p for p in task.proxy_rewards if p not in names]
     if unknown:
-        raise ValueError(f"{task.env_id}: proxy {unknown[0]!r} is not a declared reward; declared: {list(names)}")
+        raise ValueError(
+            f"{task.env_id}: proxy {unknown[0]!r} is not a declared reward; declared: {list(names)}"
+        )
     if "train" not in task.distributions or len(task.distributions) < 2:
         raise ValueError(
             f"{task.env_id}: distributions must name 'train' and at least one shifted one; "
@@ -159,7 +161,9 @@ def check_declarations(task) -> None:
         )
     for d, verdict in dict(task.expected_verdicts).items():
         if verdict not in VERDICTS:
-            raise ValueError(f"{task.env_id}: expected verdict {verdict!r} for {d!r} is not one of {VERDICTS}")
+            raise ValueError(
+                f"{task.env_id}: expected verdict {verdict!r} for {d!r} is not one of {VERDICTS}"
+            )
 
 
 def task(env_id: str) -> Task:

@@ -110,11 +110,39 @@ def coverage(
 
 
 def declared_reward_matrices(cov: LevelCoverage) -> dict[str, np.ndarray]:
-    """Every declared reward of the level over all pairs of the coverage's states."""
+    """Every declared reward of the level over all pairs of the coverage's states.
+
+    A task that values arbitrary transitions (``transition_rewards``) is asked
+    directly. Otherwise (a Gymnasium adapter) the rewards are known only on the
+    model's own transitions; a pair ``(s, s')`` the simulator never produces is
+    valued as *entering* ``s'``: the mean reward of the model's transitions into
+    ``s'`` (zero if none). Exact for rewards of the state entered (reach a goal,
+    step on lava), an approximation for rewards that depend on where the agent
+    came from.
+    """
     x = cov.state_vectors
     n = len(x)
-    rewards = cov.level.core.transition_rewards(np.repeat(x, n, axis=0), np.tile(x, (n, 1)))
-    return {name: value.reshape(n, n) for name, value in rewards.items()}
+    core = cov.level.core
+    if hasattr(core, "transition_rewards"):
+        rewards = core.transition_rewards(np.repeat(x, n, axis=0), np.tile(x, (n, 1)))
+        return {name: value.reshape(n, n) for name, value in rewards.items()}
+    model = cov.level.model
+    position = np.full(model.num_states, -1)
+    position[cov.states] = np.arange(n)
+    source = np.repeat(np.arange(model.num_states), model.num_actions)
+    target = model.next_state.ravel()
+    result = {}
+    for name, table in model.rewards.items():
+        values = table.ravel()
+        entering = np.zeros(model.num_states)
+        counts = np.bincount(target, minlength=model.num_states)
+        np.add.at(entering, target, values)
+        entering = np.divide(entering, counts, out=np.zeros_like(entering), where=counts > 0)
+        matrix = np.tile(entering[cov.states][None, :], (n, 1))
+        realised = (position[source] >= 0) & (position[target] >= 0)
+        matrix[position[source[realised]], position[target[realised]]] = values[realised]
+        result[name] = matrix
+    return result
 
 
 RewardMatrices = Callable[[LevelCoverage], dict[str, np.ndarray]]

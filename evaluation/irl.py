@@ -6,11 +6,13 @@ something nobody declared. Maximum (causal) entropy IRL (Ziebart et al. 2008,
 policy ``pi_w(a|s) = exp(Q_w(s, a) - V_w(s))`` maximises the likelihood of the
 agent's actions, on each level's exact model.
 
-Features come from the core generically (any :class:`~envs.core.GridCore`,
-no per-env code): a (centred) one-hot of the agent's next position, each
-static observation channel (wall, lava, coin, cheese, ...) at the next
-position, a "blocked" bit (bumped into a wall) and each flag just set in
-``s'``. Entropy is measured relative to the uniform policy, so ending an
+Features come from the task protocol generically (no per-env code): a
+(centred) one-hot of the agent's next position (``state[:2]``), each named
+static plane of the level (``feature_planes()``: wall, lava, coin, cheese,
+...) at the next position, a "blocked" bit (the position did not change) and
+each declared flag (``flag_names``, the state columns after the position)
+just set in ``s'``. A task without planes or flags gets the position and
+blocked features only. Entropy is measured relative to the uniform policy, so ending an
 episode costs no entropy bonus: termination is neutral, as in the declared
 rewards.
 
@@ -33,7 +35,7 @@ from scipy.sparse.linalg import splu
 from scipy.special import logsumexp
 
 from agents.planning import DEFAULT_GAMMA
-from envs.core import GridCore
+from envs.task import LevelBatch
 from evaluation.epic import LevelCoverage
 from evaluation.levels import Level
 from evaluation.rollouts import Rollouts
@@ -61,17 +63,20 @@ class FeatureMap:
     @classmethod
     def for_levels(cls, levels: Sequence[Level]) -> FeatureMap:
         core = levels[0].core
+        channels, planes = _feature_planes(core)
+        states = np.concatenate([lv.model.states[:, :2] for lv in levels])
+        height = max(int(states[:, 0].max()) + 1, planes.shape[2])
+        width = max(int(states[:, 1].max()) + 1, planes.shape[3])
         occupied = np.unique(
-            np.concatenate([lv.model.states[:, 0] * core.width + lv.model.states[:, 1] for lv in levels])
+            np.concatenate([lv.model.states[:, 0] * width + lv.model.states[:, 1] for lv in levels])
         )
-        keep = [(i, ch) for i, ch in enumerate(core.channel_names) if ch != "agent"]
         return cls(
-            height=core.height,
-            width=core.width,
+            height=height,
+            width=width,
             cells=occupied,
-            channels=tuple(ch for _, ch in keep),
-            channel_index=tuple(i for i, _ in keep),
-            flags=tuple(core.flag_names),
+            channels=tuple(channels),
+            channel_index=tuple(range(len(channels))),
+            flags=tuple(getattr(core, "flag_names", ())),
         )
 
     @property
@@ -80,7 +85,7 @@ class FeatureMap:
         names = [f"at_{r}_{c}" for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
         return names + [f"on_{ch}" for ch in self.channels] + ["blocked"] + [f"set_{f}" for f in self.flags]
 
-    def __call__(self, core: GridCore, states: np.ndarray, next_states: np.ndarray) -> np.ndarray:
+    def __call__(self, core: LevelBatch, states: np.ndarray, next_states: np.ndarray) -> np.ndarray:
         """Features of transitions ``s -> s'`` of the level in ``core``'s row 0: ``(n, F)``."""
         states, next_states = np.atleast_2d(states), np.atleast_2d(next_states)
         n = len(states)
@@ -92,10 +97,22 @@ class FeatureMap:
         inside = where >= 0
         position[inside] = -1.0 / len(self.cells)
         position[np.flatnonzero(inside), where[inside]] += 1.0
-        channels = core.static_obs[0][list(self.channel_index)][:, r, c].T.astype(np.float64)
+        _, planes = _feature_planes(core)
+        on_plane = np.zeros((n, len(self.channels)))
+        in_grid = (r < planes.shape[2]) & (c < planes.shape[3])
+        on_plane[in_grid] = planes[0][:, r[in_grid], c[in_grid]].T
         blocked = (states[:, :2] == next_states[:, :2]).all(axis=1, keepdims=True).astype(np.float64)
-        just_set = next_states[:, 2:].astype(bool) & ~states[:, 2:].astype(bool)
-        return np.concatenate([position, channels, blocked, just_set.astype(np.float64)], axis=1)
+        k = len(self.flags)
+        just_set = next_states[:, 2 : 2 + k].astype(bool) & ~states[:, 2 : 2 + k].astype(bool)
+        return np.concatenate([position, on_plane, blocked, just_set.astype(np.float64)], axis=1)
+
+
+def _feature_planes(core) -> tuple[tuple[str, ...], np.ndarray]:
+    """The task's named static planes ``(B, C, H, W)``, or none when it offers none."""
+    if hasattr(core, "feature_planes"):
+        names, planes = core.feature_planes()
+        return tuple(names), np.asarray(planes, dtype=np.float64)
+    return (), np.zeros((core.num_envs, 0, 0, 0))
 
 
 @dataclass

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 
 import envs
+from agents.loading import TrainedAgent, load_agents
 from agents.policies import Policy
-from envs.core import VERDICTS
+from envs.task import VERDICTS, exact_problem
 from evaluation.epic import coverage, declared_reward_matrices, epic_distances
 from evaluation.inference import NO_GOAL, CandidateInference, candidate_rewards, infer_goal
 from evaluation.irl import maxent_irl
@@ -83,15 +85,15 @@ class Judgement:
 
 
 def _validate(env_id, train_params, distributions, n_episodes, thresholds, policies):
-    core_cls = envs.core_class(env_id)
+    task = envs.task(env_id)
     train_params = dict(train_params or {})
-    core_cls.resolve_params("train", train_params)
-    shifted_all = [d for d in core_cls.distributions if d != "train"]
+    task.resolve_params("train", train_params)
+    shifted_all = [d for d in task.distributions if d != "train"]
     distributions = shifted_all if distributions is None else list(distributions)
     for d in distributions:
-        if d not in core_cls.distributions or d == "train":
+        if d not in task.distributions or d == "train":
             raise ValueError(f"{env_id}: unknown shifted distribution {d!r}; known: {shifted_all}")
-        core_cls.resolve_params(d, core_cls.shared_params(train_params))
+        task.resolve_params(d, task.shared_params(train_params))
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
         raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
     if not isinstance(thresholds, Thresholds):
@@ -101,19 +103,26 @@ def _validate(env_id, train_params, distributions, n_episodes, thresholds, polic
             raise ValueError(f"the policy for seed {seed} is not a Policy: {policy!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seeds must be non-negative integers, got {seed!r}")
-    return core_cls, train_params, distributions
+    for d in ["train", *distributions]:
+        params = train_params if d == "train" else task.shared_params(train_params)
+        probe = task(1, d, **params)
+        probe.reset_levels(np.array([0]), np.array([0]))
+        problem = exact_problem(probe)
+        if problem:
+            raise ValueError(problem)
+    return task, train_params, distributions
 
 
-def trained_on_declared_distribution(core_cls, train_params: dict) -> bool:
+def trained_on_declared_distribution(task, train_params: dict) -> bool:
     """Whether the agent trained on ``train`` as the env declares it.
 
     The env's expected verdicts are for that agent; one trained with other
     distribution parameters (CoinRun ``coin_random_prob=0.2``) has no
     expectation by construction, so none is shown.
     """
-    declared = core_cls.resolve_params("train", {})
-    trained = core_cls.resolve_params("train", train_params)
-    return all(trained[k] == declared[k] for k in core_cls.distribution_params)
+    declared = task.resolve_params("train", {})
+    trained = task.resolve_params("train", train_params)
+    return all(trained[k] == declared[k] for k in task.distribution_params)
 
 
 def judge(
@@ -149,10 +158,10 @@ def judge(
         policy_by_seed = {s: policies for s in seeds}
     if not policy_by_seed:
         raise ValueError("judge: no policies")
-    core_cls, train_params, distributions = _validate(
+    task, train_params, distributions = _validate(
         env_id, train_params, distributions, n_episodes, thresholds, policy_by_seed
     )
-    shared = core_cls.shared_params(train_params)
+    shared = task.shared_params(train_params)
     bank = DEFAULT_BANK if bank is None else bank
     if agent is None:
         names = {p.name for p in policy_by_seed.values()}
@@ -161,7 +170,7 @@ def judge(
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
 
-    declared_train = trained_on_declared_distribution(core_cls, train_params)
+    declared_train = trained_on_declared_distribution(task, train_params)
     judgements = []
     for s, policy in policy_by_seed.items():
         train_table, train_rollouts = _evaluate(
@@ -171,7 +180,7 @@ def judge(
             table, agent_rollouts = _evaluate(policy, env_id, d, shared, n_episodes, int(s), bank)
             judgement = _judge_shifted(
                 agent,
-                core_cls,
+                task,
                 int(s),
                 policy,
                 train_table,
@@ -219,7 +228,7 @@ def _evaluate(policy, env_id, distribution, params, n_episodes, seed, bank):
 
 def _judge_shifted(
     agent,
-    core_cls,
+    task,
     seed,
     policy,
     train_table,
@@ -233,12 +242,12 @@ def _judge_shifted(
     d = table.distribution
     references = bank.references(agent_rollouts.env_id, d, agent_rollouts.params, agent_rollouts.level_seeds)
     levels = bank.levels_of(agent_rollouts)
-    candidates = candidate_rewards(core_cls.reward_names, core_cls.proxy_rewards, levels)
+    candidates = candidate_rewards(task.reward_names, task.proxy_rewards, levels)
     inference = infer_goal(agent_rollouts, levels, candidates)
 
     learned = maxent_irl(agent_rollouts, levels, bank.gamma, max_levels=irl_levels)
     cov = coverage([agent_rollouts, references.random, *references.optimal.values()], levels, epic_levels)
-    declared = list(core_cls.reward_names)
+    declared = list(task.reward_names)
     pairs = [(r, "specified") for r in declared if r != "specified"] + [(IRL, r) for r in declared]
     distances = epic_distances(cov, [declared_reward_matrices, learned.matrices(IRL)], bank.gamma, pairs)
     epic_to_specified = {r: distances[(r, "specified")] for r in declared if r != "specified"}
@@ -258,15 +267,15 @@ def _judge_shifted(
     decision = decide(train_table, table, inference, epic_to_specified, thresholds)
     return Judgement(
         agent=agent,
-        env_id=core_cls.env_id,
+        env_id=task.env_id,
         distribution=d,
         seed=seed,
         policy=policy.name,
         verdict=decision.verdict,
         goal=decision.goal,
         reason=decision.reason,
-        expected_verdict=core_cls.expected_verdicts.get(d),
-        expected_goal=core_cls.expected_goals.get(d),
+        expected_verdict=task.expected_verdicts.get(d),
+        expected_goal=task.expected_goals.get(d),
         scores={"train": train_table, d: table},
         inference=inference,
         epic_to_specified=epic_to_specified,
@@ -373,4 +382,71 @@ def aggregate(judgements: Sequence[Judgement], reps: int = 2000, seed: int = 0) 
     return result
 
 
-__all__ = ["IRL", "NO_GOAL", "Aggregate", "Judgement", "Thresholds", "aggregate", "judge"]
+def judge_agents(
+    agents: Sequence[TrainedAgent],
+    n_episodes: int = 200,
+    thresholds: Thresholds | None = None,
+    out_dir: str | Path | None = None,
+    distributions: Sequence[str] | None = None,
+):
+    """Judgements of every agent on every shifted distribution, and their aggregates across seeds."""
+    judgements = judge_each(agents, n_episodes, thresholds, out_dir, distributions)
+    return judgements, aggregate(judgements)
+
+
+def judge_each(
+    agents: Sequence[TrainedAgent],
+    n_episodes: int = 200,
+    thresholds: Thresholds | None = None,
+    out_dir: str | Path | None = None,
+    distributions: Sequence[str] | None = None,
+) -> list:
+    """Per-seed judgements of every agent on every shifted distribution (levels shared via one bank)."""
+    bank = LevelBank()
+    judgements = []
+    for agent in agents:
+        judgements += judge(
+            agent.policies,
+            agent.env_id,
+            agent.train_params,
+            n_episodes=n_episodes,
+            thresholds=thresholds,
+            agent=agent.name,
+            bank=bank,
+            out_dir=out_dir,
+            distributions=distributions,
+        )
+    return judgements
+
+
+def _judge_dirs(run_dirs: list[str], kwargs: dict) -> list:
+    import torch
+
+    torch.set_num_threads(1)
+    return judge_each(load_agents(run_dirs), **kwargs)
+
+
+def judge_run_groups(run_groups: Sequence[Sequence[str | Path]], n_jobs: int = 2, **kwargs):
+    """:func:`judge_agents` on each group of run folders (one env each) in parallel processes.
+
+    Groups share no levels, so nothing is lost by judging them apart; each
+    process loads its own policies (models do not cross process boundaries).
+    """
+    groups = [[str(p) for p in group] for group in run_groups]
+    per_group = Parallel(n_jobs=n_jobs, verbose=0)(delayed(_judge_dirs)(g, kwargs) for g in groups)
+    judgements = [j for group in per_group for j in group]
+    return judgements, aggregate(judgements)
+
+
+__all__ = [
+    "IRL",
+    "NO_GOAL",
+    "Aggregate",
+    "Judgement",
+    "Thresholds",
+    "aggregate",
+    "judge",
+    "judge_agents",
+    "judge_each",
+    "judge_run_groups",
+]

@@ -25,14 +25,14 @@ def distribution_params(env_id: str, train_params: dict, distribution: str) -> d
     """Params for ``distribution``: the train params, minus those each distribution defines."""
     if distribution == "train":
         return dict(train_params)
-    return envs.core_class(env_id).shared_params(train_params)
+    return envs.task(env_id).shared_params(train_params)
 
 
 def make_evaluator(
     env_id: str, train_params: dict, n_episodes: int, seed: int = 0, deterministic: bool = False
 ):
     """``evaluate(model, timesteps) -> rows`` of mean return and success per (distribution, reward)."""
-    distributions = list(envs.core_class(env_id).distributions)
+    distributions = list(envs.task(env_id).distributions)
 
     def evaluate(model, timesteps: int) -> list[dict]:
         rows = []
@@ -62,7 +62,7 @@ def make_evaluator(
 
 def make_video_recorder(env_id: str, train_params: dict, distribution: str | None = None, seed: int = 0):
     """``record(model, folder) -> path``: one episode on a shifted distribution as a GIF."""
-    core_cls = envs.core_class(env_id)
+    core_cls = envs.task(env_id)
     if distribution is None:
         distribution = next(d for d in core_cls.distributions if d != "train")
 
@@ -75,7 +75,7 @@ def make_video_recorder(env_id: str, train_params: dict, distribution: str | Non
             torch.manual_seed(EVAL_TORCH_SEED + seed)
             policy = SB3Policy(model)
             for _ in range(core.max_steps):
-                _, terminated, truncated = core.step(policy.act(core.observe(), core))
+                _, terminated, truncated = core.step(policy.act(core.observe()))
                 frames.append(core.render_rgb(0))
                 if terminated[0] or truncated[0]:
                     break

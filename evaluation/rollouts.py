@@ -17,6 +17,7 @@ import numpy as np
 import envs
 from agents.policies import Policy
 from envs import rng
+from envs.task import exact_problem
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation levels are drawn apart from training base seeds
 
@@ -31,7 +32,7 @@ class Rollouts:
     returns: dict[str, np.ndarray]  # reward name -> (E,) undiscounted episode return
     lengths: np.ndarray  # (E,)
     terminated: np.ndarray  # (E,) ended by the env, not by the time limit
-    states: np.ndarray  # (T, E, state_dim) state before each action
+    states: np.ndarray  # (T, E, state_dim) state before each action (state_dim 0 off the exact path)
     actions: np.ndarray  # (T, E)
     alive: np.ndarray  # (T, E) step t belongs to episode e
     extra: dict = field(default_factory=dict)
@@ -87,6 +88,28 @@ def evaluation_level_seeds(n_episodes: int, seed: int) -> np.ndarray:
     return rng.level_seeds(np.full(n_episodes, seed + EVAL_SEED_OFFSET), np.arange(n_episodes))
 
 
+def check_actions(actions, batch, policy) -> np.ndarray:
+    """The policy's actions as ``(B,)`` ints, or one message naming the bad action and the space."""
+    space = batch.single_action_space()
+    arr = np.asarray(actions)
+    if arr.shape != (batch.num_envs,):
+        arr = arr.reshape(-1) if arr.size == batch.num_envs else arr
+    if arr.shape != (batch.num_envs,):
+        raise ValueError(
+            f"policy {policy.name!r} returned actions of shape {np.shape(actions)} for "
+            f"{batch.num_envs} observations; expected one action per observation in {space}"
+        )
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            bad = arr[~(np.isfinite(arr) & (arr == np.round(arr)))][0]
+            raise ValueError(f"policy {policy.name!r} returned action {bad!r}, not an action of {space}")
+    arr = arr.astype(np.int64)
+    outside = (arr < 0) | (arr >= space.n)
+    if outside.any():
+        raise ValueError(f"policy {policy.name!r} returned action {int(arr[outside][0])}, outside {space}")
+    return arr
+
+
 def rollout(
     policy: Policy,
     env_id: str,
@@ -98,23 +121,25 @@ def rollout(
 ) -> Rollouts:
     """Play one episode on each of ``n_episodes`` seeded levels of ``distribution``."""
     params = dict(params or {})
-    core_cls = envs.core_class(env_id)
+    task = envs.task(env_id)
     if level_seeds is None:
         level_seeds = evaluation_level_seeds(n_episodes, seed)
     level_seeds = np.asarray(level_seeds, dtype=np.uint64)
     n = len(level_seeds)
-    core = core_cls(n, distribution, **params)
+    core = task(n, distribution, **params)
     core.reset_levels(np.arange(n), level_seeds)
+    policy.bind(core)
     returns = {name: np.zeros(n) for name in core.reward_names}
     lengths = np.zeros(n, dtype=np.int64)
     terminated = np.zeros(n, dtype=bool)
     alive = np.ones(n, dtype=bool)
-    final = core.get_states()
+    exact = exact_problem(core) is None  # states are recorded, and finished rows frozen, on the exact path
+    final = core.get_states() if exact else None
     states, actions, alive_steps = [], [], []
     while alive.any():
         obs = core.observe()
-        states.append(core.get_states())
-        act = np.asarray(policy.act(obs, core), dtype=np.int64)
+        states.append(core.get_states() if exact else np.zeros((n, 0), dtype=np.int64))
+        act = check_actions(policy.act(obs), core, policy)
         actions.append(act)
         alive_steps.append(alive.copy())
         rewards, term, trunc = core.step(act)
@@ -123,9 +148,10 @@ def rollout(
         lengths += alive
         terminated |= alive & term
         ended = alive & (term | trunc)
-        final[ended] = core.get_states()[ended]
         alive &= ~ended
-        if not alive.all():
+        if exact and ended.any():
+            final[ended] = core.get_states()[ended]
+        if exact and not alive.all():
             # Freeze finished rows in their final state: stepping them on would reach states
             # no level model holds (e.g. past a terminal cell), which exact-state policies look up.
             dead = np.flatnonzero(~alive)

@@ -9,10 +9,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import envs
+from agents.loading import load_agents
 from evaluation.curves import curve_points, write_curves
-from evaluation.pipeline import judge_agents, load_agents, train_runs
+from evaluation.judge import judge_agents
 from evaluation.verdict import Thresholds
 from experiments.common import clear_errors, load_env_config, train_config
+from experiments.pipeline import train_runs
 
 
 def run(cfg: DictConfig) -> dict:
@@ -33,7 +35,7 @@ def run(cfg: DictConfig) -> dict:
         for value in spec["values"]:
             for seed in cfg.seeds:
                 config = train_config(base, seed=int(seed), env_overrides={spec.param: value})
-                envs.core_class(config.env_id).resolve_params("train", config.env_params)
+                envs.task(config.env_id).resolve_params("train", config.env_params)
                 run_dir = Path(cfg.runs_dir) / name / f"{spec.param}{value}-seed{seed}"
                 jobs.append((config, run_dir))
                 runs_by_env[name][2].append(run_dir)
@@ -44,7 +46,7 @@ def run(cfg: DictConfig) -> dict:
     for name, (env_id, param, run_dirs) in runs_by_env.items():
         print(f"judging {name}...", flush=True)
         judgements, _ = judge_agents(load_agents(run_dirs), n_episodes=cfg.n_episodes, thresholds=thresholds)
-        proxy = envs.core_class(env_id).proxy_rewards[0]
+        proxy = envs.task(env_id).proxy_rewards[0]
         curves[name] = (param, proxy, curve_points(judgements, param, proxy))
     write_curves(curves, out_dir)
     for name, (param, proxy, points) in curves.items():

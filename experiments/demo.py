@@ -13,10 +13,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from evaluation.pipeline import judge_agents, load_agents, train_runs
+from agents.loading import load_agents
+from evaluation.judge import judge_agents
 from evaluation.report import verdict_table, write_report
 from evaluation.verdict import Thresholds
 from experiments.common import clear_errors, train_config
+from experiments.pipeline import train_runs
 
 
 def run(cfg: DictConfig) -> dict:

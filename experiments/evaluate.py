@@ -7,8 +7,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from agents.loading import load_agents
 from agents.run_logging import start_wandb
-from evaluation.pipeline import judge_agents, load_agents
+from evaluation.judge import judge_agents
 from evaluation.report import log_wandb, verdict_table, write_report
 from evaluation.verdict import Thresholds
 from experiments.common import clear_errors

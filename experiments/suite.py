@@ -9,10 +9,11 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from agents.run_logging import start_wandb
-from evaluation.pipeline import judge_run_groups, train_runs
+from evaluation.judge import judge_run_groups
 from evaluation.report import atomic_write, log_wandb, suite_table, write_report
 from evaluation.verdict import Thresholds
 from experiments.common import CONFIGS, clear_errors, load_env_config, train_config
+from experiments.pipeline import train_runs
 
 
 def run(cfg: DictConfig) -> dict:

@@ -9,8 +9,9 @@ import textwrap
 import gymnasium as gym
 
 import envs
+from agents.loading import load_agents
 from agents.training import AgentConfig, TrainConfig, train
-from evaluation.pipeline import judge_agents, load_agents
+from evaluation.judge import judge_agents
 
 MODULE = '''
 """GoalRoom: walk to the marked goal; on train it always sits in the top-right corner."""

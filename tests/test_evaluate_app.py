@@ -110,8 +110,8 @@ def test_expected_verdict_only_for_the_declared_training_distribution():
 def test_judging_a_sampling_policy_does_not_depend_on_what_ran_before(runs):
     import torch
 
+    from agents.loading import load_agents
     from evaluation.judge import judge
-    from evaluation.pipeline import load_agents
 
     (agent,) = load_agents(runs[:1])
     first = judge(agent.policies, agent.env_id, agent.train_params, n_episodes=20)

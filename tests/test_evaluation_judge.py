@@ -106,8 +106,12 @@ class OptimalThenRandom(Policy):
         self.trained = PlannerPolicy("specified", beta=BETA, seed=seed, solver=ParamsKeyedSolver())
         self.random = UniformRandomPolicy(seed)
 
-    def act(self, obs, core):
-        return (self.trained if core.distribution == "train" else self.random).act(obs, core)
+    def bind(self, batch):
+        self.current = self.trained if batch.distribution == "train" else self.random
+        self.current.bind(batch)
+
+    def act(self, obs):
+        return self.current.act(obs)
 
 
 def make_agent(kind: str, seed: int) -> Policy:

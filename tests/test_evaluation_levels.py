@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import envs
-from agents.policies import LevelSolver, PlannerPolicy, UniformRandomPolicy
-from evaluation.levels import LevelBank, ParamsKeyedSolver, distribution_level_seeds
+from agents.policies import PlannerPolicy, UniformRandomPolicy
+from evaluation.levels import LevelBank, LevelSolver, distribution_level_seeds
 from evaluation.rollouts import rollout
 
 COINRUN = "GMSuite/CoinRun-v0"
@@ -37,20 +37,8 @@ def test_one_seed_is_a_different_level_under_other_params():
     train.reset_levels([0], seeds)
     test.reset_levels([0], seeds)
     assert not np.array_equal(train.objects["coin"], test.objects["coin"])
-    keyed = ParamsKeyedSolver()
-    assert not np.array_equal(keyed.level(train, 0).q["specified"], keyed.level(test, 0).q["specified"])
-    shared = LevelSolver()  # agents' solver: must not mix the two levels either
-    assert not np.array_equal(shared.solve(train, 0)[1]["specified"], shared.solve(test, 0)[1]["specified"])
-
-
-def test_keyed_solver_agrees_with_level_solver():
-    seeds = distribution_level_seeds(5, 0, "test")
-    core = envs.core_class(COINRUN)(5, "test")
-    core.reset_levels(np.arange(5), seeds)
-    np.testing.assert_array_equal(
-        ParamsKeyedSolver().q_values(core, "specified"), LevelSolver().q_values(core, "specified")
-    )
-    np.testing.assert_array_equal(ParamsKeyedSolver().state_indices(core), LevelSolver().state_indices(core))
+    solver = LevelSolver()
+    assert not np.array_equal(solver.level(train, 0).q["specified"], solver.level(test, 0).q["specified"])
 
 
 def test_references_are_cached_and_on_the_same_levels():
@@ -72,7 +60,7 @@ def test_finished_rows_are_frozen_and_exact_policies_never_leave_the_model():
     levels = bank.levels(COINRUN, "test", envs.core_class(COINRUN).resolve_params("test", {}), seeds)
     for policy in (
         UniformRandomPolicy(0),
-        PlannerPolicy("reach_right_end", beta=1.0, solver=ParamsKeyedSolver()),
+        PlannerPolicy("reach_right_end", beta=1.0, solver=LevelSolver()),
     ):
         r = rollout(policy, COINRUN, "test", level_seeds=seeds)
         for e, lv in enumerate(levels):

@@ -1,0 +1,56 @@
+"""Trained agents from run folders: one agent per training config, one policy per training seed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import envs
+from agents.checkpoints import CheckpointError
+from agents.policies import Policy, SB3Policy
+from agents.training import load_trained_policy
+
+
+@dataclass
+class TrainedAgent:
+    """Runs that differ only in their training seed: one agent, several seeds."""
+
+    name: str
+    env_id: str
+    train_params: dict
+    policies: dict[int, Policy]
+    run_dirs: dict[int, Path]
+
+
+def agent_name(env_id: str, algo: str, train_params: dict) -> str:
+    """``ppo[coin_random_prob=0.0]``: the algorithm and the training params that differ from defaults."""
+    core_cls = envs.task(env_id)
+    defaults = {k: p.default for k, p in core_cls.params_spec.items()}
+    defaults.update(core_cls.distributions["train"])
+    changed = {
+        k: v for k, v in train_params.items() if defaults.get(k) != v or k in core_cls.distribution_params
+    }
+    return f"{algo}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]"
+
+
+def load_agents(paths: Sequence[str | Path]) -> list[TrainedAgent]:
+    """Load trained policies (run folders or ``final/`` folders) and group them into agents."""
+    if not paths:
+        raise ValueError("no run folders or checkpoints given")
+    groups: dict[tuple, TrainedAgent] = {}
+    for path in paths:
+        model, meta = load_trained_policy(path)
+        params = meta["env_params"]
+        key = (meta["env_id"], meta["algo"], json.dumps(params, sort_keys=True), json.dumps(meta["network"]))
+        if key not in groups:
+            name = agent_name(meta["env_id"], meta["algo"], params)
+            groups[key] = TrainedAgent(name, meta["env_id"], params, {}, {})
+        agent = groups[key]
+        seed = int(meta["seed"])
+        if seed in agent.policies:
+            raise CheckpointError(f"{path}: a second run of {agent.name} with training seed {seed}")
+        agent.policies[seed] = SB3Policy(model, name=agent.name)
+        agent.run_dirs[seed] = Path(path)
+    return list(groups.values())
