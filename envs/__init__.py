@@ -3,9 +3,21 @@
 ``import envs`` registers every environment of :data:`ENVIRONMENTS` under the
 ``GMSuite/`` namespace, with a single-env entry point (``gymnasium.make``) and
 a batched one (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``).
+
+Environments from users' own packages are found three ways, all without
+editing this repo: an entry point in the group ``gmsuite.envs`` (loaded on
+``import envs``), a module named by an env config's ``module:`` key, and the
+modules listed in the environment variable ``GMSUITE_ENV_MODULES``
+(comma-separated; the apps set it, so worker processes and Slurm jobs import
+them too). Each such module registers its envs when imported
+(:func:`register` or :func:`envs.task.register_task`).
 """
 
 from __future__ import annotations
+
+import importlib
+import os
+from importlib import metadata
 
 import gymnasium
 
@@ -47,6 +59,31 @@ def core_class(env_id: str) -> Task:
 for _env_id, _row in list(ENVIRONMENTS.items()):
     register(_env_id, *_row)
 
+ENV_MODULES_VARIABLE = "GMSUITE_ENV_MODULES"
+
+
+def import_env_module(module: str) -> None:
+    """Import a user's env module (it registers its envs) and remember it for worker processes."""
+    if not isinstance(module, str) or not module:
+        raise ValueError(f"env module must be a module name, got {module!r}")
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ValueError(f"cannot import env module {module!r}: {err}") from None
+    known = [m for m in os.environ.get(ENV_MODULES_VARIABLE, "").split(",") if m]
+    if module not in known:
+        os.environ[ENV_MODULES_VARIABLE] = ",".join([*known, module])
+
+
+def _load_user_envs() -> None:
+    for entry in metadata.entry_points(group="gmsuite.envs"):
+        entry.load()
+    for module in filter(None, os.environ.get(ENV_MODULES_VARIABLE, "").split(",")):
+        importlib.import_module(module)
+
+
+_load_user_envs()
+
 __all__ = [
     "ENVIRONMENTS",
     "TASKS",
@@ -58,6 +95,7 @@ __all__ = [
     "ShiftVectorEnv",
     "Task",
     "core_class",
+    "import_env_module",
     "register",
     "register_task",
     "task",

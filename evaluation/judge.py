@@ -14,6 +14,7 @@ CIs, majority verdict).
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,7 +197,7 @@ def judge(
                 judgement.expected_verdict = judgement.expected_goal = None
             judgements.append(judgement)
             if folder is not None:
-                stem = f"{agent}__{env_id.replace('/', '-')}__seed{s}"
+                stem = f"{file_stem(agent)}__{env_id.replace('/', '-')}__seed{s}"
                 train_rollouts.save(folder / f"{stem}__train.npz")
                 agent_rollouts.save(folder / f"{stem}__{d}.npz")
                 for r in (train_rollouts, agent_rollouts):
@@ -204,6 +205,11 @@ def judge(
                         folder, bank.references(env_id, r.distribution, r.params, r.level_seeds), s
                     )
     return judgements
+
+
+def file_stem(name: str) -> str:
+    """``name`` safe as part of a file name (agent names may be paths or ``kind:target`` specs)."""
+    return re.sub(r"[^A-Za-z0-9._=,\[\]-]+", "_", name).strip("_")[:120] or "agent"
 
 
 def _save_references(folder: Path, references, seed: int) -> None:

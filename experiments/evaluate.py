@@ -1,4 +1,11 @@
-"""Judge trained agents: ``python -m experiments.evaluate 'runs=[runs/coinrun/ppo/crp0.0-seed1]'``."""
+"""Judge agents: run folders of the train app, or policies brought from outside.
+
+    python -m experiments.evaluate 'runs=[runs/coinrun/ppo/crp0.0-seed1]'
+    python -m experiments.evaluate env=coinrun policy=sb3:path/model.zip
+    python -m experiments.evaluate env=coinrun 'policy=[python:pkg.mod:policy_a,python:pkg.mod:policy_b]'
+
+A list of policies is one agent with one policy per training seed (seeds 1, 2, ...).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +14,44 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from agents.loading import load_agents
+import envs
+from agents.external import policy_from_spec
+from agents.loading import TrainedAgent, load_agents
 from agents.run_logging import start_wandb
 from evaluation.judge import judge_agents
 from evaluation.report import log_wandb, verdict_table, write_report
 from evaluation.verdict import Thresholds
-from experiments.common import clear_errors
+from experiments.common import clear_errors, env_params, import_env_modules, load_env_config
+
+
+def external_agent(cfg: DictConfig) -> TrainedAgent:
+    """The agent of ``policy=`` (one spec or a list, one per seed) on ``env=``'s training params."""
+    if cfg.get("env") is None:
+        raise ValueError("policy= needs env=<name> (the env the policy acts in and its training params)")
+    env_cfg = load_env_config(cfg.env.name) if "id" not in cfg.env else cfg.env
+    import_env_modules(cfg)
+    specs = [cfg.policy] if isinstance(cfg.policy, str) else list(cfg.policy)
+    if not specs:
+        raise ValueError("policy= is an empty list")
+    name = cfg.get("agent_name") or (specs[0] if len(specs) == 1 else "external")
+    policies = {seed: policy_from_spec(str(spec), name=name) for seed, spec in enumerate(specs, start=1)}
+    envs.task(env_cfg.id).resolve_params("train", env_params(env_cfg))
+    return TrainedAgent(name, env_cfg.id, env_params(env_cfg), policies, {})
 
 
 def run(cfg: DictConfig) -> dict:
     thresholds = Thresholds(**cfg.thresholds)
-    runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs)
-    agents = load_agents(runs)
+    import_env_modules(cfg)
+    if cfg.get("policy") is not None and cfg.get("runs") is not None:
+        raise ValueError("give runs= (run folders) or policy= (external policies), not both")
+    if cfg.get("policy") is not None:
+        agents = [external_agent(cfg)]
+        runs = []
+    elif cfg.get("runs") is not None:
+        runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs)
+        agents = load_agents(runs)
+    else:
+        raise ValueError("nothing to judge: give runs=[run folders] or env=<name> policy=<kind:target>")
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     judgements, aggregates = judge_agents(
@@ -28,7 +61,12 @@ def run(cfg: DictConfig) -> dict:
         out_dir=out_dir,
         distributions=cfg.distributions,
     )
-    meta = {"runs": runs, "n_episodes": cfg.n_episodes, "config": OmegaConf.to_container(cfg, resolve=True)}
+    meta = {
+        "runs": runs,
+        "policy": OmegaConf.to_container(cfg, resolve=True).get("policy"),
+        "n_episodes": cfg.n_episodes,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
     paths = write_report(judgements, aggregates, out_dir, meta=meta)
     wandb_run = start_wandb(
         out_dir, project=cfg.logger.project, mode=cfg.logger.mode, config=meta["config"], name=out_dir.name
