@@ -101,3 +101,97 @@ def test_a_user_env_in_its_own_module_is_registered_trained_and_judged(tmp_path,
         gym.registry.pop(env_id, None)
         envs.ENVIRONMENTS.pop(env_id, None)
         sys.modules.pop("goal_room", None)
+
+
+CONFIG = """\
+# GoalRoom from the user's own package (outside this repo).
+name: goal_room
+id: GMSuiteUser/GoalRoomPkg-v0
+module: goal_room_pkg
+tag: grp${env.goal_random_prob}
+total_timesteps: 512
+goal_random_prob: 0.0
+"""
+
+TINY = [
+    "agent.num_envs=8",
+    "agent.hyperparams.n_steps=32",
+    "agent.hyperparams.batch_size=64",
+    "agent.hyperparams.n_epochs=1",
+    "agent.channels=[8,8]",
+    "train.eval_every=512",
+    "train.eval_episodes=4",
+    "train.checkpoint_every=512",
+]
+
+
+def user_package(root):
+    """``goal_room_pkg``: the env module (registering itself on import) and its Hydra config."""
+    package = root / "goal_room_pkg"
+    (package / "configs" / "env").mkdir(parents=True)
+    source = textwrap.dedent(MODULE).replace("GMSuiteUser/GoalRoom-v0", "GMSuiteUser/GoalRoomPkg-v0")
+    source += '\nimport envs\n\nenvs.register("GMSuiteUser/GoalRoomPkg-v0", __name__, "GoalRoom", "GoalRoomVector")\n'
+    (package / "__init__.py").write_text(source)
+    (package / "configs" / "__init__.py").write_text("")
+    (package / "configs" / "env" / "goal_room.yaml").write_text(CONFIG)
+    return package
+
+
+def app(name, root, *overrides):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{repo}", "WANDB_MODE": "disabled"}
+    env.pop("GMSUITE_ENV_MODULES", None)
+    cmd = [sys.executable, "-m", f"experiments.{name}", *overrides]
+    done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{name}: {done.stderr[-3000:]}"
+    return done
+
+
+def test_an_env_from_a_package_outside_the_repo_runs_in_every_app(tmp_path):
+    """The README recipe: the env and its config live in the user's package; no repo file changes."""
+    user_package(tmp_path)
+    searchpath = "hydra.searchpath=[pkg://goal_room_pkg.configs]"
+    run_dir = tmp_path / "runs" / "one"
+    app("train", tmp_path, "env=goal_room", searchpath, f"run_dir={run_dir}", "train.video=false", *TINY)
+    assert (run_dir / "final" / "model.json").is_file()
+
+    report = tmp_path / "evaluate"
+    app(
+        "evaluate",
+        tmp_path,
+        f"runs=[{run_dir}]",
+        "env_modules=[goal_room_pkg]",
+        "n_episodes=5",
+        f"out_dir={report}",
+    )
+    assert "GMSuiteUser/GoalRoomPkg-v0" in (report / "verdicts.md").read_text()
+
+    suite = tmp_path / "suite"
+    common = [searchpath, "seeds=[1]", "total_timesteps=512", "n_episodes=5", "n_jobs=1", *TINY]
+    app(
+        "suite",
+        tmp_path,
+        "envs=[goal_room]",
+        f"runs_dir={tmp_path / 'suite_runs'}",
+        f"out_dir={suite}",
+        *common,
+    )
+    assert "GoalRoomPkg" in (suite / "suite.md").read_text()
+
+    curves = tmp_path / "curves"
+    app(
+        "curves",
+        tmp_path,
+        "~curves.coinrun",
+        "~curves.maze",
+        "+curves.goal_room.param=goal_random_prob",
+        "+curves.goal_room.values=[0.0,1.0]",
+        f"runs_dir={tmp_path / 'curve_runs'}",
+        f"out_dir={curves}",
+        *common,
+    )
+    assert (curves / "curves.png").is_file()
