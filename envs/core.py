@@ -358,7 +358,7 @@ class GridCore:
         for name in self.object_names:
             r, c = self.objects[name][i]
             if r >= 0:
-                chars[r, c] = self.object_chars[name]
+                chars[r, c] = self.object_chars.get(name, name[:1].upper())
         r, c = self.agent[i]
         chars[r, c] = "@"
         return "\n".join("".join(row) for row in chars) + "\n"
