@@ -10,16 +10,22 @@ Two kinds, both plain tensors and arrays (``torch.load(weights_only=True)``,
   description needed to rebuild it (algorithm, network, env, observation shape).
 
 Every write goes to a temporary name first and is renamed into place, so a
-run killed mid-write leaves the previous checkpoint intact.
+run killed mid-write leaves the previous checkpoint intact; a write that fails
+(a full disk) removes its temporary file and raises :class:`WriteError`
+naming the path.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
+import re
 import shutil
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +42,55 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or made for another env or network."""
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+class WriteError(OSError):
+    """A file of a run could not be written (full disk, quota, permissions); names the path."""
+
+    def __init__(self, path: Path, reason: str, errno_: int | None = None):
+        super().__init__(errno_, reason, str(path))
+        self.path, self.reason = Path(path), reason
+
+    def __str__(self) -> str:
+        return f"could not write {self.path}: {self.reason}"
+
+
+def _reason(err: BaseException) -> tuple[str, int | None]:
+    code = getattr(err, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on device (free space, then run the same command: it resumes)", code
+    if isinstance(err, OSError):
+        return err.strerror or str(err), code
+    return str(err).splitlines()[0] if str(err) else type(err).__name__, code
+
+
+@contextmanager
+def writing(path: Path, *temporaries: Path) -> Iterator[None]:
+    """Write ``path`` through ``temporaries``: on any failure they are removed; I/O errors become
+    :class:`WriteError` naming ``path`` (torch reports a full disk as a ``RuntimeError``)."""
+    try:
+        yield
+    except BaseException as err:
+        for tmp in temporaries:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        if isinstance(err, WriteError):
+            raise
+        if isinstance(err, OSError) or (isinstance(err, RuntimeError) and "write" in str(err).lower()):
+            reason, code = _reason(err)
+            raise WriteError(path, reason, code) from err
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_bytes_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode())
 
 
 def _read_json(path: Path) -> dict:
@@ -57,7 +108,19 @@ def _torch_load(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, pickle.UnpicklingError) as err:
-        raise CheckpointError(f"corrupt checkpoint {path}: {err}") from None
+        raise CheckpointError(f"corrupt checkpoint {path}: {_load_failure(err)}") from None
+
+
+def _load_failure(err: BaseException) -> str:
+    """Why a file is not a checkpoint of plain tensors, without torch's advice to unpickle code."""
+    text = str(err)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return f"it holds a Python object ({found.group(1)}), not plain tensors; it is not loaded"
+    if isinstance(err, pickle.UnpicklingError) or "weights_only" in text:
+        return "not a file of plain tensors (unreadable or not made by this suite)"
+    first = text.splitlines()[0] if text else type(err).__name__
+    return first.split(". ")[0][:200]
 
 
 def check_compatible(meta: dict, expected: dict, source: Path) -> None:
@@ -93,34 +156,34 @@ def _set_numpy_rng_state(arrays) -> None:
 
 def save_training_checkpoint(folder: Path, model, venv, meta: dict) -> Path:
     """Snapshot ``model`` and its ``ShiftSB3VecEnv`` at ``model.num_timesteps``."""
-    folder.mkdir(parents=True, exist_ok=True)
     name = f"step_{model.num_timesteps:010d}"
     tmp = folder / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    torch.save(
-        {
-            "policy": model.policy.state_dict(),
-            "optimizer": model.policy.optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "num_timesteps": model.num_timesteps,
-            "n_updates": getattr(model, "_n_updates", 0),
-        },
-        tmp / "state.pt",
-    )
-    np.savez(
-        tmp / "env.npz",
-        last_obs=model._last_obs,
-        last_episode_starts=model._last_episode_starts,
-        **venv.snapshot(),
-        **_numpy_rng_state(),
-    )
-    write_json_atomic(tmp / "meta.json", {**meta, "num_timesteps": model.num_timesteps})
     final = folder / name
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    (folder / (LATEST + ".tmp")).write_text(name)
-    os.replace(folder / (LATEST + ".tmp"), folder / LATEST)
+    with writing(final, tmp):
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        torch.save(
+            {
+                "policy": model.policy.state_dict(),
+                "optimizer": model.policy.optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "num_timesteps": model.num_timesteps,
+                "n_updates": getattr(model, "_n_updates", 0),
+            },
+            tmp / "state.pt",
+        )
+        np.savez(
+            tmp / "env.npz",
+            last_obs=model._last_obs,
+            last_episode_starts=model._last_episode_starts,
+            **venv.snapshot(),
+            **_numpy_rng_state(),
+        )
+        write_json_atomic(tmp / "meta.json", {**meta, "num_timesteps": model.num_timesteps})
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    write_bytes_atomic(folder / LATEST, name.encode())
     for old in sorted(p for p in folder.glob("step_*") if p.is_dir())[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -167,10 +230,11 @@ def load_training_checkpoint(path: Path, model, venv, expected_meta: dict) -> di
 
 # ------------------------------------------------------------------ policy files
 def save_policy(folder: Path, model, meta: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (POLICY_FILE + ".tmp")
-    torch.save(model.policy.state_dict(), tmp)
-    os.replace(tmp, folder / POLICY_FILE)
+    with writing(folder / POLICY_FILE, tmp):
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(model.policy.state_dict(), tmp)
+        os.replace(tmp, folder / POLICY_FILE)
     write_json_atomic(folder / POLICY_META, meta)
     return folder / POLICY_FILE
 

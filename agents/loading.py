@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import envs
 from agents.checkpoints import CheckpointError
 from agents.policies import Policy, SB3Policy
-from agents.training import load_trained_policy
+from agents.training import canonical_json, load_trained_policy
 
 
 @dataclass
@@ -43,7 +42,8 @@ def load_agents(paths: Sequence[str | Path]) -> list[TrainedAgent]:
     for path in paths:
         model, meta = load_trained_policy(path)
         params = meta["env_params"]
-        key = (meta["env_id"], meta["algo"], json.dumps(params, sort_keys=True), json.dumps(meta["network"]))
+        # numbers by value, as in run folder names: coin_random_prob 0 and 0.0 are one agent
+        key = (meta["env_id"], meta["algo"], canonical_json(params), canonical_json(meta["network"]))
         if key not in groups:
             name = agent_name(meta["env_id"], meta["algo"], params)
             groups[key] = TrainedAgent(name, meta["env_id"], params, {}, {})

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.logger import KVWriter
 
+from agents.checkpoints import writing
+
 
 def _plain(value: Any):
     if isinstance(value, np.generic):
@@ -35,8 +37,9 @@ class JsonlWriter(KVWriter):
 
     def write(self, key_values: dict[str, Any], key_excluded: dict, step: int = 0) -> None:
         row = {k: _plain(v) for k, v in key_values.items() if isinstance(_plain(v), (int, float, str))}
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
+        with writing(self.path):
+            self.file.write(json.dumps(row) + "\n")
+            self.file.flush()
 
     def close(self) -> None:
         self.file.close()
@@ -64,19 +67,21 @@ def truncate_jsonl(path: Path, max_timesteps: int, key: str = "time/total_timest
         if line and json.loads(line).get(key, 0) <= max_timesteps
     ]
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
 
 
 def jsonl_to_csv(source: Path, target: Path) -> None:
     rows = [json.loads(line) for line in source.read_text().splitlines() if line] if source.exists() else []
     columns = sorted({k for row in rows for k in row})
     tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, target)
+    with writing(target, tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, target)
 
 
 def start_wandb(run_dir: Path, project: str, mode: str, config: dict, name: str, group: str | None = None):

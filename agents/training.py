@@ -1,35 +1,52 @@
 """Train an SB3 agent on a shift environment, resumably, into one run folder.
 
 ``train(config, run_dir)`` is the whole path: validate everything first (bad
-input stops before any work), resume from the folder's latest checkpoint if
-there is one, learn with periodic shift evaluation and checkpoints, then save
-the final policy and metrics. Evaluation and videos are injected as functions
-so this layer does not depend on the judge.
+input stops before any work), take the run folder's lock (one writer per
+run), refuse a folder holding another config before writing anything, resume
+from the folder's latest checkpoint if there is one, learn with periodic
+shift evaluation and checkpoints, then save the final policy, a final
+checkpoint (from which a longer budget continues) and metrics. Evaluation and
+videos are injected as functions so this layer does not depend on the judge.
+
+A run's identity is its config: :func:`run_name` is a readable tag plus a
+digest of the whole training config but the seed, with numbers compared by
+value (``0`` and ``0.0`` are one run), so a different budget or
+hyper-parameter is a different run folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import inspect
 import json
+import numbers
+import os
 import platform
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import HumanOutputFormat, Logger
 
 import envs
-from agents.callbacks import Checkpointing, EpisodeRewardStats, PeriodicEvaluation
+from agents.callbacks import Checkpointing, EpisodeRewardStats, PeriodicEvaluation, ProgressLog, StopRequest
 from agents.checkpoints import (
     CheckpointError,
     latest_checkpoint,
@@ -93,8 +110,6 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(
             f"{config.env_id}: reward {config.reward!r} is not declared; declared: {list(core_cls.reward_names)}"
         )
-    if config.agent.algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {config.agent.algo!r}; known: {sorted(ALGORITHMS)}")
     for name in ("total_timesteps", "eval_every", "eval_episodes", "checkpoint_every", "torch_threads"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -103,6 +118,140 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(f"agent.num_envs must be a positive integer, got {config.agent.num_envs!r}")
     if not isinstance(config.seed, int) or config.seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {config.seed!r}")
+    validate_agent(config.agent)
+
+
+# Hyper-parameters of the SB3 algorithms, checked before any work: (kind, lower bound, upper bound).
+# "int"/"number" bounds are inclusive; "positive" means > 0; None: no bound.
+HYPERPARAM_RULES: dict[str, tuple] = {
+    "learning_rate": ("number", "positive", None),
+    "n_steps": ("int", 1, None),
+    "batch_size": ("int", 1, None),
+    "n_epochs": ("int", 1, None),
+    "gamma": ("number", 0, 1),
+    "gae_lambda": ("number", 0, 1),
+    "clip_range": ("number", "positive", None),
+    "clip_range_vf": ("number?", "positive", None),
+    "normalize_advantage": ("bool", None, None),
+    "ent_coef": ("number", 0, None),
+    "vf_coef": ("number", 0, None),
+    "max_grad_norm": ("number", "positive", None),
+    "use_sde": ("bool", None, None),
+    "sde_sample_freq": ("int", -1, None),
+    "target_kl": ("number?", "positive", None),
+    "stats_window_size": ("int", 1, None),
+    "rms_prop_eps": ("number", "positive", None),
+    "use_rms_prop": ("bool", None, None),
+}
+# Arguments the suite sets itself (network, env, seed, device) or that a config cannot express.
+RESERVED_ARGS = {
+    "self",
+    "policy",
+    "env",
+    "policy_kwargs",
+    "seed",
+    "verbose",
+    "device",
+    "tensorboard_log",
+    "_init_setup_model",
+    "rollout_buffer_class",
+    "rollout_buffer_kwargs",
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _check_hyperparam(name: str, value) -> str | None:
+    kind, low, high = HYPERPARAM_RULES[name]
+    if kind == "number?" and value is None:
+        return None
+    if kind == "bool":
+        return None if isinstance(value, bool) else "must be true or false"
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            return f"must be an integer >= {low}"
+    elif not _is_number(value):
+        return "must be a number" + (" > 0" if low == "positive" else "")
+    if low == "positive" and not value > 0:
+        return "must be > 0"
+    if isinstance(low, (int, float)) and value < low:
+        return f"must be >= {low}" if high is None else f"must be in [{low}, {high}]"
+    if high is not None and value > high:
+        return f"must be in [{low}, {high}]"
+    return None
+
+
+def validate_agent(agent: AgentConfig) -> None:
+    """Raise ``ValueError`` naming the first bad network setting or hyper-parameter of ``agent``."""
+    if agent.algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {agent.algo!r}; known: {sorted(ALGORITHMS)}")
+    if (
+        isinstance(agent.features_dim, bool)
+        or not isinstance(agent.features_dim, int)
+        or agent.features_dim <= 0
+    ):
+        raise ValueError(f"agent.features_dim must be a positive integer, got {agent.features_dim!r}")
+    for name in ("channels", "strides"):
+        value = getattr(agent, name)
+        if name == "strides" and value is None:
+            continue
+        if (
+            not isinstance(value, (list, tuple))
+            or not value
+            or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)
+        ):
+            raise ValueError(f"agent.{name} must be a non-empty list of positive integers, got {value!r}")
+    if agent.strides is not None and len(agent.strides) != len(agent.channels):
+        raise ValueError(
+            f"agent.strides {list(agent.strides)} must have one entry per layer of agent.channels {list(agent.channels)}"
+        )
+    if not isinstance(agent.egocentric, bool):
+        raise ValueError(f"agent.egocentric must be true or false, got {agent.egocentric!r}")
+    if not isinstance(agent.hyperparams, dict):
+        raise ValueError(f"agent.hyperparams must be a mapping, got {agent.hyperparams!r}")
+    accepted = set(inspect.signature(ALGORITHMS[agent.algo].__init__).parameters) - RESERVED_ARGS
+    for name, value in agent.hyperparams.items():
+        if name in RESERVED_ARGS:
+            raise ValueError(f"agent.hyperparams.{name} is set by the suite and cannot be given")
+        if name not in accepted:
+            raise ValueError(
+                f"agent.hyperparams.{name}={value!r}: {agent.algo} has no such hyper-parameter; "
+                f"known: {sorted(accepted)}"
+            )
+        problem = _check_hyperparam(name, value) if name in HYPERPARAM_RULES else None
+        if problem:
+            raise ValueError(f"agent.hyperparams.{name} {problem}, got {value!r}")
+
+
+def canonical(value):
+    """``value`` with numbers by value: integral floats become ints (``0.0 -> 0``), recursively."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
+def canonical_json(value) -> str:
+    return json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
+
+
+def config_digest(config: TrainConfig) -> str:
+    """8 hex digits of the whole training config but the seed, numbers compared by value."""
+    data = config.to_dict()
+    data.pop("seed")
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:8]
+
+
+def run_name(tag: str, config: TrainConfig) -> str:
+    """``<tag>-<digest>-seed<seed>``: runs of one config differ only in the seed."""
+    return f"{tag}-{config_digest(config)}-seed{config.seed}"
 
 
 def make_training_env(config: TrainConfig) -> ShiftSB3VecEnv:
@@ -243,6 +392,256 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
 
+# ------------------------------------------------------------------ one writer per run
+LOCK_FILE = "run.lock"
+_HELD: dict[str, int] = {}  # locks this process holds (re-entrant), by resolved path
+
+
+class RunBusyError(ValueError):
+    """Another live process is training into this run folder."""
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process's start time in clock ticks (tells a live process from a reused pid), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _alive(holder: dict) -> bool:
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        state = ""
+    if state in ("Z", "X"):
+        return False
+    started = holder.get("proc_start")
+    return not (started and _proc_start(pid) not in (None, started))
+
+
+def _read_holder(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"pid": None, "host": "?", "started": "?"}
+    return data if isinstance(data, dict) else {"pid": None, "host": "?", "started": "?"}
+
+
+@contextmanager
+def run_lock(run_dir: str | Path, log: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Hold ``run_dir/run.lock`` (pid, host, start time) while training into ``run_dir``.
+
+    A second process exits at once with :class:`RunBusyError` naming the holder;
+    a lock whose process is gone (same host) is taken over, and said so.
+    Re-entrant within one process.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    key = str(path.resolve())
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield path
+        finally:
+            _HELD[key] -= 1
+        return
+    host, pid = socket.gethostname(), os.getpid()
+    me = {
+        "pid": pid,
+        "host": host,
+        "started": datetime.now().isoformat(timespec="seconds"),
+        "proc_start": _proc_start(pid),
+        "command": " ".join(sys.argv),
+    }
+    tmp = run_dir / f".{LOCK_FILE}.{host}.{pid}.tmp"
+    tmp.write_text(json.dumps(me))
+    try:
+        for _ in range(20):
+            try:
+                os.link(tmp, path)  # atomic: fails if a lock exists
+                break
+            except FileExistsError:
+                holder = _read_holder(path)
+                if holder is None:
+                    continue  # released meanwhile
+                if holder.get("host") == host and not _alive(holder):
+                    stale = run_dir / f".{LOCK_FILE}.stale.{pid}"
+                    try:
+                        os.replace(path, stale)
+                    except FileNotFoundError:
+                        continue
+                    if _read_holder(stale) != holder:  # another process took it over first: put it back
+                        try:
+                            os.link(stale, path)
+                        except FileExistsError:
+                            pass
+                        stale.unlink(missing_ok=True)
+                        continue
+                    stale.unlink(missing_ok=True)
+                    message = (
+                        f"taking over the stale lock of {run_dir}: pid {holder.get('pid')} on {host} "
+                        f"(since {holder.get('started')}) is gone"
+                    )
+                    print(message, file=sys.stderr, flush=True)
+                    if log is not None:
+                        log(message)
+                    continue
+                where = (
+                    f"pid {holder.get('pid')} on host {holder.get('host')} (since {holder.get('started')})"
+                )
+                hint = "wait for it to finish or stop it; the same command then resumes"
+                if holder.get("host") != host:
+                    hint += f"; if that process is gone, delete {path}"
+                raise RunBusyError(f"{run_dir} is being trained by {where}; {hint}") from None
+        else:
+            raise RunBusyError(f"{run_dir}: could not take the lock {path}")
+    finally:
+        tmp.unlink(missing_ok=True)
+    _HELD[key] = 1
+    try:
+        yield path
+    finally:
+        del _HELD[key]
+        holder = _read_holder(path)
+        if holder is not None and holder.get("pid") == pid and holder.get("host") == host:
+            path.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ the run folder
+RESULT_NAMES = (
+    "checkpoints",
+    "final",
+    "progress.jsonl",
+    "progress.csv",
+    "eval.jsonl",
+    "eval.csv",
+    "metrics.json",
+    "train_config.json",
+    "run_info.json",
+    "config.yaml",
+    "train.log",
+    "video",
+    "wandb",
+    "wandb_id.txt",
+)
+
+
+@dataclass
+class RunStart:
+    """What a run folder holds for a config: a finished run, or where training starts from."""
+
+    finished: dict | None = None
+    checkpoint: Path | None = None
+    history_from: Path | None = None  # a shorter run whose curves the extended run continues
+
+
+def _differences(previous: dict, current: dict) -> list[str]:
+    return sorted(
+        k
+        for k in set(previous) | set(current)
+        if canonical_json(previous.get(k)) != canonical_json(current.get(k))
+    )
+
+
+def _finished(run_dir: Path) -> dict | None:
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.exists() and (run_dir / "final" / "model.pt").exists():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except ValueError:
+            return None
+        if metrics.get("status") == "done":
+            return metrics
+    return None
+
+
+def _shorter_runs(run_dir: Path, config: TrainConfig) -> list[tuple[int, Path]]:
+    """Runs beside ``run_dir`` (and itself) of the same config and seed with a smaller budget."""
+    found = []
+    want = config.to_dict()
+    candidates = (
+        {run_dir, *run_dir.parent.glob(f"*-seed{config.seed}")} if run_dir.parent.is_dir() else {run_dir}
+    )
+    for folder in candidates:
+        try:
+            previous = json.loads((folder / "train_config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if (
+            _differences(previous, want) == ["total_timesteps"]
+            and previous["total_timesteps"] < config.total_timesteps
+        ):
+            try:
+                if latest_checkpoint(folder / "checkpoints") is not None:
+                    found.append((int(previous["total_timesteps"]), folder))
+            except CheckpointError:
+                continue
+    return sorted(found, key=lambda item: item[0])
+
+
+def prepare_run(
+    config: TrainConfig, run_dir: str | Path, fresh: bool = False, extend: bool = False
+) -> RunStart:
+    """Check what ``run_dir`` holds (under its lock); writes nothing but ``fresh``'s deletions.
+
+    Refuses a folder holding another config, naming the changed keys and the
+    way out; returns a finished run's metrics; with ``extend``, a run of the
+    same config and a smaller budget (this folder or a sibling) is continued
+    from its latest (final) checkpoint.
+    """
+    run_dir = Path(run_dir)
+    if fresh:
+        for name in RESULT_NAMES:
+            target = run_dir / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+    config_path = run_dir / "train_config.json"
+    own = None
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        changed = _differences(previous, config.to_dict())
+        budget_only = changed == ["total_timesteps"] and previous["total_timesteps"] < config.total_timesteps
+        if changed and not (budget_only and extend):
+            way_out = "use another run folder (run_dir=...) or train.fresh=true to delete it and start over"
+            if budget_only:
+                way_out = "train.extend=true continues it to the new budget; or " + way_out
+            raise ValueError(f"{run_dir} holds a run with a different config (changed: {changed}); {way_out}")
+        if not changed:
+            finished = _finished(run_dir)
+            if finished is not None:
+                return RunStart(finished=finished)
+        own = latest_checkpoint(run_dir / "checkpoints")
+        if own is not None:
+            return RunStart(checkpoint=own)
+    if extend:
+        shorter = [item for item in _shorter_runs(run_dir, config) if item[1] != run_dir]
+        if not shorter:
+            raise ValueError(
+                f"train.extend=true: no run of this config (seed {config.seed}) with a smaller budget "
+                f"and a checkpoint in {run_dir} or beside it in {run_dir.parent}"
+            )
+        source = shorter[-1][1]
+        return RunStart(checkpoint=latest_checkpoint(source / "checkpoints"), history_from=source)
+    return RunStart()
+
+
 def train(
     config: TrainConfig,
     run_dir: str | Path,
@@ -253,39 +652,77 @@ def train(
     progress_bar: bool = True,
     verbose: int = 0,
     resume_from: str | Path | None = None,
+    extend: bool = False,
+    handle_signals: bool = False,
 ) -> dict:
     """Train (or resume, or skip if finished) and return the final metrics.
 
     ``evaluate(model, timesteps) -> rows`` scores the policy on every
     distribution under every declared reward; ``record_video(model, path)``
-    writes a shifted-distribution episode.
+    writes a shifted-distribution episode. With ``handle_signals`` (the train
+    app), Ctrl-C or SIGTERM saves a checkpoint at the next rollout start and
+    raises :class:`TrainingInterrupted`; a second Ctrl-C stops at once.
     """
     validate(config)
     explicit_checkpoint = resolve_checkpoint(resume_from) if resume_from is not None else None
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        start = prepare_run(config, run_dir, fresh=fresh, extend=extend and explicit_checkpoint is None)
+        if start.finished is not None:
+            return start.finished
+        if explicit_checkpoint is not None and start.checkpoint is None:
+            start.checkpoint = explicit_checkpoint
+        return _train_locked(
+            config, run_dir, start, evaluate, record_video, wandb_run, progress_bar, verbose, handle_signals
+        )
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal; ``step`` is where the same command resumes from."""
+
+    def __init__(self, step: int, checkpoint_saved: bool = True):
+        super().__init__(f"interrupted at step {step}; the same command resumes")
+        self.step, self.checkpoint_saved = step, checkpoint_saved
+
+
+@contextmanager
+def _stop_on_signals(stop: StopRequest, enabled: bool) -> Iterator[None]:
+    """First SIGINT/SIGTERM: request a stop at the next checkpoint; a second SIGINT: KeyboardInterrupt."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        if stop.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _train_locked(
+    config: TrainConfig,
+    run_dir: Path,
+    start: RunStart,
+    evaluate: Callable | None,
+    record_video: Callable | None,
+    wandb_run,
+    progress_bar: bool,
+    verbose: int,
+    handle_signals: bool,
+) -> dict:
     config_path, metrics_path = run_dir / "train_config.json", run_dir / "metrics.json"
-    if fresh:
-        for stale in ("checkpoints", "final", "progress.jsonl", "eval.jsonl", "metrics.json"):
-            target = run_dir / stale
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        if previous != config.to_dict():
-            changed = sorted(
-                k for k in set(previous) | set(config.to_dict()) if previous.get(k) != config.to_dict().get(k)
-            )
-            raise ValueError(
-                f"{run_dir} holds a run with a different config (changed: {changed}); "
-                "use another run folder or fresh=true to start over"
-            )
-    if metrics_path.exists() and (run_dir / "final" / "model.pt").exists():
-        metrics = json.loads(metrics_path.read_text())
-        if metrics.get("status") == "done":
-            return metrics
+    progress_path, eval_path = run_dir / "progress.jsonl", run_dir / "eval.jsonl"
+    if start.history_from is not None and start.checkpoint is not None:
+        for name in ("progress.jsonl", "eval.jsonl"):
+            if (start.history_from / name).exists():
+                shutil.copyfile(start.history_from / name, run_dir / name)
+    metrics_path.unlink(missing_ok=True)  # an extended run is not done any more
     write_json_atomic(config_path, config.to_dict())
     write_json_atomic(run_dir / "run_info.json", run_info(config))
 
@@ -294,16 +731,17 @@ def train(
     model = build_model(config.agent, venv, config.seed, verbose)
     meta = policy_meta(config, venv.observation_space.shape)
     checkpoints = run_dir / "checkpoints"
-    progress_path, eval_path = run_dir / "progress.jsonl", run_dir / "eval.jsonl"
     last_eval = -1
     resumed_from = None
-    checkpoint = explicit_checkpoint or latest_checkpoint(checkpoints)
-    if checkpoint is not None:
-        ckpt_meta = load_training_checkpoint(checkpoint, model, venv, meta)
+    progress = ProgressLog(run_dir / "train.log", config.total_timesteps, config.reward)
+    if start.checkpoint is not None:
+        ckpt_meta = load_training_checkpoint(start.checkpoint, model, venv, meta)
         last_eval = ckpt_meta.get("last_eval", -1)
         resumed_from = model.num_timesteps
         truncate_jsonl(progress_path, model.num_timesteps)
         truncate_jsonl(eval_path, model.num_timesteps, key="timesteps")
+        if start.history_from is not None:
+            progress.note(f"continuing {start.history_from} from its checkpoint at step {resumed_from}")
     else:
         for stale in (progress_path, eval_path):
             stale.unlink(missing_ok=True)
@@ -315,37 +753,54 @@ def train(
         formats.append(WandbWriter(wandb_run))
     model.set_logger(Logger(folder=str(run_dir), output_formats=formats))
 
+    stop = StopRequest()
     callbacks = [EpisodeRewardStats(venv.env.core.reward_names)]
     evaluation = None
     if evaluate is not None:
-        evaluation = PeriodicEvaluation(evaluate, config.eval_every, eval_path, last_step=last_eval)
+        evaluation = PeriodicEvaluation(
+            evaluate, config.eval_every, eval_path, last_step=last_eval, stop=stop, note=progress.note
+        )
         callbacks.append(evaluation)
-    callbacks.append(
-        Checkpointing(
-            checkpoints,
-            venv,
-            config.checkpoint_every,
-            meta,
-            state=lambda: {"last_eval": evaluation.last_step if evaluation else -1},
-        )
+    checkpointing = Checkpointing(
+        checkpoints,
+        venv,
+        config.checkpoint_every,
+        meta,
+        state=lambda: {"last_eval": evaluation.last_step if evaluation else -1},
+        stop=stop,
     )
+    callbacks += [checkpointing, progress]
 
-    start = time.perf_counter()
+    started = time.perf_counter()
     remaining = config.total_timesteps - model.num_timesteps
-    if remaining > 0:
-        model.learn(
-            remaining,
-            callback=CallbackList(callbacks),
-            reset_num_timesteps=resumed_from is None,
-            progress_bar=progress_bar,
-        )
-    wall = time.perf_counter() - start
-    final_eval = []
-    if evaluation is not None:
-        if evaluation.last_step != model.num_timesteps:
-            evaluation.run(model.num_timesteps)
-            model.logger.dump(model.num_timesteps)
-        final_eval = [r for r in _read_jsonl(eval_path) if r["timesteps"] == model.num_timesteps]
+    with _stop_on_signals(stop, handle_signals):
+        try:
+            if remaining > 0:
+                model.learn(
+                    remaining,
+                    callback=CallbackList(callbacks),
+                    reset_num_timesteps=resumed_from is None,
+                    progress_bar=progress_bar,
+                )
+            wall = time.perf_counter() - started
+            if evaluation is not None and not stop.requested and evaluation.last_step != model.num_timesteps:
+                evaluation.run(model.num_timesteps)
+                model.logger.dump(model.num_timesteps)
+            if stop.saved_at is None and checkpointing.last_saved != model.num_timesteps:
+                checkpointing.model = model
+                checkpointing.save()  # the final state: a longer budget (train.extend) continues from here
+        except KeyboardInterrupt:
+            progress.note(f"interrupted at step {model.num_timesteps} (second Ctrl-C: no new checkpoint)")
+            raise TrainingInterrupted(model.num_timesteps, checkpoint_saved=False) from None
+        if stop.requested:
+            step = stop.saved_at if stop.saved_at is not None else model.num_timesteps
+            progress.note(f"interrupted at step {step}; checkpoint saved, the same command resumes")
+            model.logger.close()
+            venv.close()
+            raise TrainingInterrupted(step)
+    final_eval = (
+        [r for r in _read_jsonl(eval_path) if r["timesteps"] == model.num_timesteps] if evaluation else []
+    )
     save_policy(run_dir / "final", model, meta)
     video = None
     if record_video is not None:
@@ -364,6 +819,7 @@ def train(
         "video": video,
     }
     write_json_atomic(metrics_path, metrics)
+    progress.note(f"done at step {model.num_timesteps} ({wall:.0f} s this session)")
     model.logger.close()
     venv.close()
     return metrics

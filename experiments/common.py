@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import envs
@@ -88,11 +94,73 @@ def train_config(cfg: DictConfig, seed: int | None = None, env_overrides: dict |
     )
 
 
+class JobError(CompactHydraException):
+    """A multirun job's failure, raised (never ``sys.exit``): every launcher then records it as the
+    job's result and the sweep ends with this one message (Slurm jobs included)."""
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def job_label() -> str:
+    """``job <id> (<overrides>), log: <path>``: which job of a sweep this is and where its log is."""
+    hc = HydraConfig.get()
+    label = f"job #{hc.job.num} ({' '.join(hc.overrides.task)})"
+    if os.environ.get("SUBMITIT_EXECUTOR") or os.environ.get("SLURM_JOB_ID"):
+        try:
+            import submitit
+
+            env = submitit.JobEnvironment()
+            label = f"job {env.job_id} ({' '.join(hc.overrides.task)}), log {env.paths.stderr}"
+        except Exception:  # noqa: BLE001 - naming the job must not hide its error
+            pass
+    return label
+
+
+def fail(message: str, code: int = 2, prefix: str = "error: ") -> NoReturn:
+    """One line and exit ``code``; inside a multirun job, raise :class:`JobError` naming the job."""
+    if in_multirun():
+        raise JobError(f"{job_label()} FAILED: {message}")
+    _remove_stub_output_dir()
+    print(f"{prefix}{message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _remove_stub_output_dir() -> None:
+    """A command refused before any work leaves no folder: drop Hydra's output dir if it holds only Hydra's files."""
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir)
+    if not out.is_dir() or out.resolve() == Path.cwd().resolve():
+        return
+    own = {hc.output_subdir, f"{hc.job.name}.log"} - {None}
+    entries = list(out.iterdir())
+    if (
+        entries
+        and all(p.name in own for p in entries)
+        and all(p.is_dir() or p.stat().st_size == 0 for p in entries)
+    ):
+        shutil.rmtree(out, ignore_errors=True)
+    elif not entries:
+        out.rmdir()
+    else:
+        return
+    for parent in out.parents:  # empty folders Hydra made above it, up to the working directory
+        if parent.resolve() == Path.cwd().resolve() or Path.cwd().resolve() not in parent.resolve().parents:
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
 @contextmanager
 def clear_errors():
-    """Bad input ends the program with its one-line message and exit code 2, no traceback."""
+    """Bad input ends the program with its one-line message and exit code 2, no traceback
+    (in a multirun job it raises :class:`JobError` instead: a job never exits)."""
     try:
         yield
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(err), 2)

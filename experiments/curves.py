@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import envs
 from agents.loading import load_agents
+from agents.training import validate
 from evaluation.curves import curve_points, write_curves
 from evaluation.judge import judge_agents
 from evaluation.verdict import Thresholds
@@ -27,7 +28,7 @@ def run(cfg: DictConfig) -> dict:
         env_cfg = load_env_config(name)
         if spec.param not in env_cfg:
             raise ValueError(f"curves: {name} has no parameter {spec.param!r}")
-        steps = cfg.total_timesteps or env_cfg.total_timesteps
+        steps = env_cfg.total_timesteps if cfg.total_timesteps is None else cfg.total_timesteps
         base = OmegaConf.create(
             {"env": env_cfg, "agent": cfg.agent, "train": cfg.train, "seed": 0, "total_timesteps": steps}
         )
@@ -35,7 +36,7 @@ def run(cfg: DictConfig) -> dict:
         for value in spec["values"]:
             for seed in cfg.seeds:
                 config = train_config(base, seed=int(seed), env_overrides={spec.param: value})
-                envs.task(config.env_id).resolve_params("train", config.env_params)
+                validate(config)  # every run checked before the first one starts
                 run_dir = Path(cfg.runs_dir) / name / f"{spec.param}{value}-seed{seed}"
                 jobs.append((config, run_dir))
                 runs_by_env[name][2].append(run_dir)

@@ -41,6 +41,9 @@ def external_agent(cfg: DictConfig) -> TrainedAgent:
 
 def run(cfg: DictConfig) -> dict:
     thresholds = Thresholds(**cfg.thresholds)
+    n = cfg.n_episodes  # checked before any policy is loaded
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n_episodes must be a positive integer, got {n!r}")
     import_env_modules(cfg)
     if cfg.get("policy") is not None and cfg.get("runs") is not None:
         raise ValueError("give runs= (run folders) or policy= (external policies), not both")

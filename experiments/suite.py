@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from agents.run_logging import start_wandb
+from agents.training import validate
 from evaluation.judge import judge_run_groups
 from evaluation.report import atomic_write, log_wandb, suite_table, write_report
 from evaluation.verdict import Thresholds
@@ -27,13 +28,14 @@ def run(cfg: DictConfig) -> dict:
     env_cfgs = {name: load_env_config(name) for name in names}
     jobs, groups = [], []
     for name, env_cfg in env_cfgs.items():
-        steps = cfg.total_timesteps or env_cfg.total_timesteps
+        steps = env_cfg.total_timesteps if cfg.total_timesteps is None else cfg.total_timesteps
         run_cfg = OmegaConf.create(
             {"env": env_cfg, "agent": cfg.agent, "train": cfg.train, "seed": 0, "total_timesteps": steps}
         )
         groups.append([])
         for seed in cfg.seeds:
             config = train_config(run_cfg, seed=int(seed))
+            validate(config)  # every run checked before the first one starts
             jobs.append((config, Path(cfg.runs_dir) / name / f"{env_cfg.tag}-seed{seed}"))
             groups[-1].append(jobs[-1][1])
     jobs.sort(key=lambda job: -job[0].total_timesteps)
