@@ -182,10 +182,14 @@ class GymTask:
         flag_names: Sequence[str] = (),
         render: Callable[[Any], np.ndarray] | None = None,
         prepare_env: Callable[[Any], None] | None = None,
+        on_reset: Callable[[Any], None] | None = None,
+        on_step: Callable[[Any], None] | None = None,
     ):
         """``env``: default Gymnasium id for distributions that name none. ``actions``: the env
         actions exposed, in order (action ``k`` of the task is env action ``actions[k]``).
         ``prepare_env(env)`` is called once on each new unwrapped env (e.g. to switch off work
+        the task does not need); ``on_reset(env)`` and ``on_step(env)`` after every reset and
+        step (e.g. to keep task-defined flags on the env, which the state codec then reads).
         the task does not need). See the module docstring for everything else."""
         self.env_id = env_id
         self.default_id = env
@@ -217,6 +221,8 @@ class GymTask:
         self.flag_names = tuple(flag_names)
         self.render = render
         self.prepare_env = prepare_env
+        self.on_reset = on_reset
+        self.on_step = on_step
         self._check()
         # Per-process tables shared by every batch of this task.
         self._probe_results: dict[str, str | None] = {}
@@ -339,13 +345,27 @@ class GymTask:
             self.prepare_env(env)
         return env
 
+    def reset_env(self, env, seed: int):
+        """``env.reset`` to level ``seed`` (folded), then ``on_reset``; returns the observation."""
+        obs, _ = env.reset(seed=fold_seed(seed))
+        if self.on_reset is not None:
+            self.on_reset(env)
+        return obs
+
+    def step_env(self, env, action: int):
+        """``env.step(action)``, then ``on_step``; returns Gymnasium's 5-tuple."""
+        out = env.step(action)
+        if self.on_step is not None:
+            self.on_step(env)
+        return out
+
     def _facts(self, params: dict) -> dict:
         """Facts about the env of ``params`` from one probe env: spaces, step limit, state access."""
         key = self.params_key(params)
         if key in self._made:
             return self._made[key]
         env = self.make_env(params)
-        obs, _ = env.reset(seed=fold_seed(PROBE_SEED))
+        obs = self.reset_env(env, PROBE_SEED)
         if self.actions is None:
             if not isinstance(env.action_space, gymnasium.spaces.Discrete):
                 raise ValueError(
@@ -475,7 +495,7 @@ class GymTask:
         env = self._scratch.pop(key, None)
         if env is None:
             env = self.make_env(params)
-            obs, _ = env.reset(seed=fold_seed(seed))
+            obs = self.reset_env(env, seed)
             if key not in self._starts:
                 facts = self._facts(params)
                 vector = self._state_vector(env, facts["access"], key[0], seed)
@@ -508,7 +528,7 @@ class GymTask:
         env = self._restore(self._scratch_env(params, pkey, seed), access, pkey, seed, state)
         self._scratch[(pkey, seed)] = env
         obs = self._raw_obs.get((pkey, seed, state))
-        next_obs, reward, term, trunc, info = env.step(action)
+        next_obs, reward, term, trunc, info = self.step_env(env, action)
         transition = Transition(env, obs, action, float(reward), next_obs, bool(term), bool(trunc), info)
         values = tuple(float(read(transition)) for read in self._readers.values())
         succ = self._state_vector(env, access, pkey, seed)
@@ -678,7 +698,7 @@ class GymBatch:
                 self._synced[i] = False
             else:
                 env = self.envs[i]
-                self._obs[i], _ = env.reset(seed=fold_seed(seed))
+                self._obs[i] = task.reset_env(env, seed)
                 if _planes and task._feature_planes is not None:
                     names, planes = task._feature_planes(env)
             if _planes and task._feature_planes is not None:
@@ -703,7 +723,7 @@ class GymBatch:
         env = self.envs[i]
         if env is None or self._env_seed[i] != seed:
             env = task.make_env(self.params)
-            env.reset(seed=fold_seed(seed))
+            task.reset_env(env, seed)
         vector = tuple(self._states[i].tolist())
         self.envs[i] = task._restore(env, self._access, self._pkey, seed, vector)
         self._env_seed[i] = seed
@@ -763,7 +783,7 @@ class GymBatch:
             else:
                 env = self.envs[i]
                 obs = self._obs[i]
-                next_obs, reward, term, trunc, info = env.step(env_action)
+                next_obs, reward, term, trunc, info = task.step_env(env, env_action)
                 transition = Transition(
                     env, obs, env_action, float(reward), next_obs, bool(term), bool(trunc), info
                 )
@@ -830,7 +850,7 @@ class GymBatch:
         """Put rows ``idx`` in ``states`` (live again: an explicit state is a new starting point)."""
         self._require_access()
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
-        states = np.asarray(states, dtype=np.int64).reshape(len(idx), -1)
+        states = np.asarray(states, dtype=np.int64).reshape(len(idx), self.state_dim)
         if self.model:
             self._states[idx] = states
             self._synced[idx] = False

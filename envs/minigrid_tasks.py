@@ -168,39 +168,24 @@ def _carried_object(code: int):
 
 # ----------------------------------------------------------------- visit flags
 class _VisitFlags:
-    """First-visit flags of named cells, kept on the env by wrapping its ``reset`` and ``step``."""
+    """First-visit flags of named cells, kept on the env (``on_reset`` / ``on_step`` hooks of the task)."""
 
     def __init__(self, cells: Mapping[str, tuple[int, int]]):
         self.names = tuple(cells)
         self.cells = tuple((int(r), int(c)) for r, c in cells.values())
 
-    def install(self, env) -> None:
-        k = len(self.cells)
-        env._gmsuite_visited = np.zeros(k, dtype=bool)
-        env._gmsuite_just_visited = np.zeros(k, dtype=bool)
-        if not k:
-            return
-        reset, step = env.reset, env.step
+    def _here(self, env) -> np.ndarray:
+        col, row = (int(v) for v in env.agent_pos)
+        return np.array([(row, col) == cell for cell in self.cells], dtype=bool)
 
-        def mark():
-            col, row = (int(v) for v in env.agent_pos)
-            here = np.array([(row, col) == cell for cell in self.cells])
-            env._gmsuite_just_visited = here & ~env._gmsuite_visited
-            env._gmsuite_visited = env._gmsuite_visited | here
+    def on_reset(self, env) -> None:
+        env._gmsuite_visited = self._here(env)
+        env._gmsuite_just_visited = np.zeros(len(self.cells), dtype=bool)
 
-        def flagged_reset(*args, **kwargs):
-            out = reset(*args, **kwargs)
-            env._gmsuite_visited = np.zeros(k, dtype=bool)
-            mark()
-            env._gmsuite_just_visited = np.zeros(k, dtype=bool)
-            return out
-
-        def flagged_step(action):
-            out = step(action)
-            mark()
-            return out
-
-        env.reset, env.step = flagged_reset, flagged_step
+    def on_step(self, env) -> None:
+        here = self._here(env)
+        env._gmsuite_just_visited = here & ~env._gmsuite_visited
+        env._gmsuite_visited = env._gmsuite_visited | here
 
 
 def first_visit(name: str, names: Sequence[str]) -> Callable[[Transition], float]:
@@ -412,7 +397,6 @@ def minigrid_task(
     def prepare(env) -> None:
         if not env_observation:
             env.gen_obs = _no_obs
-        visits.install(env)
 
     rewards: dict[str, RewardSpec] = {"intended": reached_goal, "specified": reached_goal}
     for name in visits.names:
@@ -439,6 +423,8 @@ def minigrid_task(
         flag_names=tuple(f"visited_{n}" for n in visits.names),
         render=lambda env: env.get_frame(highlight=False, tile_size=tile_size),
         prepare_env=prepare,
+        on_reset=visits.on_reset if visits.names else None,
+        on_step=visits.on_step if visits.names else None,
     )
     task.channel_names = observation.channel_names
     task.static_grid = static_grid
