@@ -24,13 +24,10 @@ class TrainedAgent:
 
 
 def agent_name(env_id: str, algo: str, train_params: dict) -> str:
-    """``ppo[coin_random_prob=0.0]``: the algorithm and the training params that differ from defaults."""
-    core_cls = envs.task(env_id)
-    defaults = {k: p.default for k, p in core_cls.params_spec.items()}
-    defaults.update(core_cls.distributions["train"])
-    changed = {
-        k: v for k, v in train_params.items() if defaults.get(k) != v or k in core_cls.distribution_params
-    }
+    """``ppo[coin_random_prob=0.0]``: the algorithm and the training params that differ from the task's train ones."""
+    task = envs.task(env_id)
+    declared = task.resolve_params("train", {})
+    changed = {k: v for k, v in train_params.items() if declared.get(k) != v or k in task.distribution_params}
     return f"{algo}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]"
 
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -125,6 +126,39 @@ def verdict_table(aggregates: Sequence[Aggregate]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def behaviour_table(judgements: Sequence[Judgement]) -> str:
+    """Markdown: what the agents did, measured directly (means over seeds), to check the verdicts against.
+
+    Per (agent, env, distribution): the fraction of episodes with a positive
+    return under each declared reward, and how episodes ended (by the env
+    with or without the intended reward, or by the time limit).
+    """
+    groups: dict[tuple, list[Judgement]] = defaultdict(list)
+    for j in judgements:
+        groups[(j.agent, j.env_id, j.distribution)].append(j)
+    rows, rewards = [], []
+    for (agent, env_id, shifted), group in groups.items():
+        for dist in ("train", shifted):
+            tables = [j.scores[dist] for j in group]
+            rewards = rewards or list(tables[0].success)
+            success = {r: np.mean([t.success[r] for t in tables]) for r in tables[0].success}
+            ended = {k: np.mean([t.ended.get(k, np.nan) for t in tables]) for k in tables[0].ended}
+            rows.append((agent, env_id, dist, len(group), success, ended))
+    if not rows:
+        return ""
+    head = "| agent | env | distribution | seeds | " + " | ".join(f"success({r})" for r in rewards)
+    head += " | ended with intended | ended without | timed out | mean length |"
+    lines = [head, "|" + "---|" * (8 + len(rewards))]
+    for agent, env_id, dist, n, success, ended in rows:
+        cells = " | ".join(f"{success.get(r, float('nan')):.2f}" for r in rewards)
+        lines.append(
+            f"| {agent} | {env_id} | {dist} | {n} | {cells} | {ended.get('terminated_with_intended', float('nan')):.2f} "
+            f"| {ended.get('terminated_without_intended', float('nan')):.2f} | {ended.get('timed_out', float('nan')):.2f} "
+            f"| {ended.get('mean_length', float('nan')):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _figure_bytes(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
@@ -224,7 +258,11 @@ def write_report(
 
     thresholds = judgements[0].thresholds.to_dict() if judgements else {}
     markdown = "# Verdicts\n\nIQM [95% stratified-bootstrap CI] across seeds. Thresholds: " + (
-        ", ".join(f"{k}={v}" for k, v in thresholds.items()) + "\n\n" + verdict_table(aggregates)
+        ", ".join(f"{k}={v}" for k, v in thresholds.items())
+        + "\n\n"
+        + verdict_table(aggregates)
+        + "\n## Behaviour, measured directly\n\n"
+        + behaviour_table(judgements)
     )
     atomic_write(paths["verdicts.md"], markdown.encode())
 

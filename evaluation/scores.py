@@ -9,7 +9,7 @@ is (DESIGN §4). All three ``J`` are mean undiscounted episode returns on the
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,7 @@ class ScoreTable:
     success: dict[str, float]  # fraction of the agent's episodes with return > 0
     random_success: dict[str, float]
     optimal_success: dict[str, float]
+    ended: dict[str, float] = field(default_factory=dict)  # where episodes end, measured directly
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,7 +84,20 @@ def normalised_scores(agent: Rollouts, references: References) -> ScoreTable:
         success=success_rates(agent),
         random_success=success_rates(references.random),
         optimal_success={n: success_rates(references.optimal[n])[n] for n in names},
+        ended=episode_ends(agent),
     )
+
+
+def episode_ends(rollouts: Rollouts) -> dict[str, float]:
+    """How the agent's episodes end: by the env with/without intended reward, or by the time limit."""
+    intended = rollouts.returns.get("intended", rollouts.returns.get("specified"))
+    won = np.zeros(rollouts.num_episodes, dtype=bool) if intended is None else intended > 0
+    return {
+        "terminated_with_intended": float(np.mean(rollouts.terminated & won)),
+        "terminated_without_intended": float(np.mean(rollouts.terminated & ~won)),
+        "timed_out": float(np.mean(~rollouts.terminated)),
+        "mean_length": float(np.mean(rollouts.lengths)),
+    }
 
 
 def success_rates(rollouts: Rollouts) -> dict[str, float]:

@@ -19,7 +19,7 @@ from agents.external import policy_from_spec
 from agents.loading import TrainedAgent, load_agents
 from agents.run_logging import start_wandb
 from evaluation.judge import judge_agents
-from evaluation.report import log_wandb, verdict_table, write_report
+from evaluation.report import behaviour_table, log_wandb, verdict_table, write_report
 from evaluation.verdict import Thresholds
 from experiments.common import clear_errors, env_params, import_env_modules, load_env_config
 
@@ -78,6 +78,7 @@ def run(cfg: DictConfig) -> dict:
         log_wandb(judgements, aggregates, wandb_run)
         wandb_run.finish()
     print(verdict_table(aggregates))
+    print(behaviour_table(judgements))
     print(f"report: {paths['verdicts.md']}")
     return {"aggregates": [a.to_dict() for a in aggregates], "report": str(out_dir)}
 
