@@ -309,6 +309,7 @@ def minigrid_task(
     distributions: Mapping[str, str | Mapping[str, Any]],
     *,
     proxies: Mapping[str, RewardSpec] | None = None,
+    goal: RewardSpec = reached_goal,
     visit_cells: Mapping[str, tuple[int, int]] | None = None,
     expected_verdicts: Mapping[str, str] | None = None,
     expected_goals: Mapping[str, str] | None = None,
@@ -325,6 +326,7 @@ def minigrid_task(
     """A Minigrid shift task in one call (and registered with :func:`envs.register_task`).
 
     ``distributions``: name -> a Minigrid env id, or a mapping ``{"id": ..., **make kwargs}``.
+    ``goal``: the ``intended`` = ``specified`` reward (default: entering any goal square).
     ``proxies``: extra declared rewards, name -> ``"reward"``, ``"info:<key>"`` or a function of
     :class:`~envs.gym_adapter.Transition`; ``visit_cells``: name -> ``(row, col)`` cells whose
     first visit is a state flag ``visited_<name>`` and a reward ``reach_<name>`` (declared; list it
@@ -398,7 +400,7 @@ def minigrid_task(
         if not env_observation:
             env.gen_obs = _no_obs
 
-    rewards: dict[str, RewardSpec] = {"intended": reached_goal, "specified": reached_goal}
+    rewards: dict[str, RewardSpec] = {"intended": goal, "specified": goal}
     for name in visits.names:
         rewards[f"reach_{name}"] = first_visit(name, visits.names)
     for name, spec in (proxies or {}).items():
