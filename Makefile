@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo test test-slow test-slurm bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,14 @@ demo: $(STAMP)
 	$(PY) -m experiments.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m 'not slow and not slurm'
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# needs a running Slurm with accounting (.ci/slurm.sh start, as root); skips, saying why, without one
+test-slurm: $(STAMP)
+	$(PY) -m pytest -q -rs -m slurm
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
