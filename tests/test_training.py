@@ -135,6 +135,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["resumed_from"] is not None and metrics["resumed_from"] >= 2048
     assert final_numbers(metrics) == final_numbers(reference)
+    # the final model is byte-identical to the uninterrupted run's
+    final = (run_dir / "final" / "model.pt").read_bytes()
+    assert final == (tmp_path / "reference" / "final" / "model.pt").read_bytes()
 
 
 @pytest.mark.parametrize(
