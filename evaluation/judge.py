@@ -123,7 +123,7 @@ def trained_on_declared_distribution(task, train_params: dict) -> bool:
     """
     declared = task.resolve_params("train", {})
     trained = task.resolve_params("train", train_params)
-    return all(trained[k] == declared[k] for k in task.distribution_params)
+    return all(trained.get(k) == declared.get(k) for k in task.distribution_params)
 
 
 def judge(
