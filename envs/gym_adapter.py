@@ -742,11 +742,12 @@ class GymBatch:
                 "observation of that state was never seen); give GymTask observation=(env, obs) that "
                 "reads the env"
             )
-        if self.task.observation is None:
-            return np.stack([np.asarray(o) for o in self._obs])
-        return np.stack(
-            [np.asarray(self.task.observation(env, o)) for env, o in zip(self.envs, self._obs, strict=True)]
-        )
+        observation = self.task.observation
+        if observation is None:
+            obs = np.stack([np.asarray(o) for o in self._obs])
+        else:
+            obs = np.stack([np.asarray(observation(e, o)) for e, o in zip(self.envs, self._obs, strict=True)])
+        return obs.astype(np.uint8) if obs.dtype == bool else obs  # as the inferred space says
 
     def step(self, actions: np.ndarray):
         """Advance every live row by one action; frozen rows stay put with zero rewards."""

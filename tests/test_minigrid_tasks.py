@@ -91,7 +91,7 @@ def test_tasks_declare_what_the_judge_needs():
     assert ds.reward_names == ("intended", "specified") and ds.expected_verdicts == {"test": "robust"}
     assert lg.reward_names == ("intended", "specified", "reach_train_goal_cell")
     assert lg.proxy_rewards == ("reach_train_goal_cell",) and lg.flag_names == ("visited_train_goal_cell",)
-    assert lg.expected_goals == {"test": "reach_train_goal_cell"}
+    assert lg.expected_verdicts == {"test": "robust"} and lg.expected_goals == {}
     for task in (ds, lg):
         assert task.channel_names == (
             "wall", "goal", "lava", "agent_right", "agent_down", "agent_left", "agent_up", "agent"
