@@ -59,6 +59,10 @@ resumed gym-task training is not bit-identical to an uninterrupted one.
    hold within one process only.
 
 Convention: ``state[:2]`` is the agent's ``(row, col)`` cell when there is one.
+``replicate`` returns a *model* batch: rows are exact states stepped through a
+per-task memo of transitions, each computed once on a scratch env of its level
+(:class:`GymBatch`), so enumerating a level costs one env step per distinct
+transition, not one per search row.
 Time is not part of the state: ``set_states`` leaves the step counter as it
 is and un-freezes the row (an explicit state is a new starting point).
 
@@ -92,7 +96,7 @@ PROBE_SEED = 0  # level seed of the determinism probe
 PROBE_DEPTH = 4  # states probed: the start state and this many more along a fixed walk
 SEED_BITS = 31
 SCRATCH_ENVS = 32  # scratch envs kept per task (one per recently solved level)
-MEMO_LIMIT = 2_000_000  # memoised transitions per task before the memo is cleared
+MEMO_LIMIT = 500_000  # memoised transitions per task (~150 MB) before the memo is cleared
 
 
 def fold_seed(seed: int | np.integer) -> int:
@@ -828,6 +832,18 @@ class GymBatch:
     def _require_access(self) -> None:
         if self._access is None:
             raise ValueError(self.task._probe(self.distribution, self.params))
+
+    def level_key(self, row: int):
+        """The level's identity for the planners' caches.
+
+        Its start state when the task says its states identify levels
+        (``states_identify_levels``: the Minigrid codec holds the whole grid),
+        so levels that differ only in their seed are solved once; else the seed.
+        """
+        seed = int(self.level_seed[row])
+        if not getattr(self.task, "states_identify_levels", False):
+            return seed
+        return tuple(int(v) for v in self.task._start(self.params, self._pkey, seed)[0])
 
     def get_states(self) -> np.ndarray:
         self._require_access()
