@@ -256,7 +256,7 @@ def test_refused_commands_say_one_line_and_leave_no_folder(tmp_path, module, arg
 
 # ------------------------------------------------------------------ 4. progress and interrupts
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_path):
-    budget = ["total_timesteps=30720", "train.checkpoint_every=100000", "train.eval_every=100000"]
+    budget = ["total_timesteps=16384", "train.checkpoint_every=100000", "train.eval_every=100000"]
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "experiments.train", *TINY, "runs_root=runs", *budget]
     proc = subprocess.Popen(
@@ -279,16 +279,20 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_pa
     last = err.strip().splitlines()[-1]
     assert last.startswith("interrupted at step ") and last.endswith("; the same command resumes")
     step = int(last.split()[3].rstrip(";"))
-    assert 0 < step < 30720
+    assert 0 < step < 16384
     assert (run / "checkpoints" / "latest").read_text().strip() == f"step_{step:010d}"
     assert not (run / "metrics.json").exists() and not (run / LOCK_FILE).exists()
     assert f"interrupted at step {step}" in (run / "train.log").read_text()
     resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["resumed_from"] == step and metrics["total_timesteps"] >= 30720
+    assert metrics["resumed_from"] == step and metrics["total_timesteps"] >= 16384
     log = (run / "train.log").read_text()
-    assert f"resuming at step {step} of 30720" in log and "done at step" in log
+    assert f"resuming at step {step} of 16384" in log and "done at step" in log
+    # exactly: the final model is byte-identical to an uninterrupted run's
+    train_app.run(compose_cfg(f"run_dir={tmp_path / 'reference'}", *budget))
+    reference = (tmp_path / "reference" / "final" / "model.pt").read_bytes()
+    assert (run / "final" / "model.pt").read_bytes() == reference
 
 
 # ------------------------------------------------------------------ 5. error hygiene
