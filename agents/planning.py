@@ -80,7 +80,11 @@ def enumerate_level(core: LevelBatch, row: int = 0, max_states: int = 200_000) -
         frontier = np.array([states[i] for i in batch])
         k = len(frontier) * n_actions
         search.set_states(np.arange(k), np.repeat(frontier, n_actions, axis=0))
-        rewards, terminated, _ = search.step(np.tile(np.arange(n_actions), chunk))
+        actions = np.tile(np.arange(n_actions), chunk)
+        if hasattr(search, "step_rows"):  # a batch stepped row by row: step the frontier's rows only
+            rewards, terminated, _ = search.step_rows(np.arange(k), actions[:k])
+        else:
+            rewards, terminated, _ = search.step(actions)
         successors = search.get_states()[:k].tolist()
         terminated = terminated[:k]
         succ_index = np.empty(k, dtype=np.int64)
@@ -219,14 +223,15 @@ class LevelSolver:
 
     def __init__(self, gamma: float = DEFAULT_GAMMA):
         self.gamma = gamma
-        self.levels: dict[tuple[str, int], Level] = {}
+        self.levels: dict[tuple, Level] = {}
 
     def level(self, core: LevelBatch, row: int, key: str | None = None) -> Level:
+        """Row ``row``'s solved level; a batch's ``level_key(row)`` (if any) replaces the seed as its identity."""
         key = params_key(core.env_id, core.params) if key is None else key
-        seed = int(core.level_seed[row])
-        if (key, seed) not in self.levels:
-            self.levels[(key, seed)] = solve_level(core, row, self.gamma)
-        return self.levels[(key, seed)]
+        level = core.level_key(row) if hasattr(core, "level_key") else int(core.level_seed[row])
+        if (key, level) not in self.levels:
+            self.levels[(key, level)] = solve_level(core, row, self.gamma)
+        return self.levels[(key, level)]
 
     def row_levels(self, core: LevelBatch) -> list[Level]:
         key = params_key(core.env_id, core.params)

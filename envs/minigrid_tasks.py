@@ -437,6 +437,7 @@ def minigrid_task(
     )
     task.channel_names = observation.channel_names
     task.static_grid = static_grid
+    task.states_identify_levels = True  # the state holds the whole grid: equal start states, equal levels
     return register_task(task, replace=replace) if register else task
 
 

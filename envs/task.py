@@ -26,6 +26,8 @@ Policies never see any of this: they get observations (``act(obs)``).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -121,6 +123,8 @@ def require_exact(batch) -> None:
         raise ValueError(problem)
 
 
+LAZY_PREFIX = "GMSuite/MiniGrid-"  # the suite's Minigrid tasks, imported on first use (minigrid is an extra)
+
 # Tasks that are not GridCore classes (Gymnasium adapters, users' own), by env id.
 TASKS: dict[str, Task] = {}
 
@@ -174,6 +178,10 @@ def task(env_id: str) -> Task:
     """
     if env_id in TASKS:
         return TASKS[env_id]
+    if env_id.startswith(LAZY_PREFIX) and importlib.util.find_spec("minigrid") is not None:
+        importlib.import_module("envs.minigrid_tasks")  # registers the suite's Minigrid tasks
+        if env_id in TASKS:
+            return TASKS[env_id]
     if env_id not in gymnasium.registry:
         known = sorted(set(TASKS) | {k for k in gymnasium.registry if k.startswith("GMSuite/")})
         raise ValueError(f"unknown environment {env_id!r}; registered tasks: {known}")
