@@ -53,9 +53,20 @@ class WriteError(OSError):
         return f"could not write {self.path}: {self.reason}"
 
 
-def _reason(err: BaseException) -> tuple[str, int | None]:
+def _free_bytes(path: Path) -> int | None:
+    for folder in (path, *path.parents):
+        try:
+            stat = os.statvfs(folder)
+        except OSError:
+            continue
+        return stat.f_bavail * stat.f_frsize
+    return None
+
+
+def _reason(err: BaseException, path: Path) -> tuple[str, int | None]:
     code = getattr(err, "errno", None)
-    if code in (errno.ENOSPC, errno.EDQUOT):
+    free = _free_bytes(path)
+    if code in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < 1 << 20):
         return "no space left on device (free space, then run the same command: it resumes)", code
     if isinstance(err, OSError):
         return err.strerror or str(err), code
@@ -76,8 +87,8 @@ def writing(path: Path, *temporaries: Path) -> Iterator[None]:
                 tmp.unlink(missing_ok=True)
         if isinstance(err, WriteError):
             raise
-        if isinstance(err, OSError) or (isinstance(err, RuntimeError) and "write" in str(err).lower()):
-            reason, code = _reason(err)
+        if isinstance(err, (OSError, RuntimeError)):  # torch reports a full disk as a RuntimeError
+            reason, code = _reason(err, Path(path))
             raise WriteError(path, reason, code) from err
         raise
 

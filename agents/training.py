@@ -54,6 +54,7 @@ from agents.checkpoints import (
     read_policy,
     save_policy,
     write_json_atomic,
+    writing,
 )
 from agents.networks import GridCNN
 from agents.run_logging import JsonlWriter, WandbWriter, jsonl_to_csv, truncate_jsonl
@@ -469,7 +470,8 @@ def run_lock(run_dir: str | Path, log: Callable[[str], None] | None = None) -> I
         "command": " ".join(sys.argv),
     }
     tmp = run_dir / f".{LOCK_FILE}.{host}.{pid}.tmp"
-    tmp.write_text(json.dumps(me))
+    with writing(path, tmp):
+        tmp.write_text(json.dumps(me))
     try:
         for _ in range(20):
             try:

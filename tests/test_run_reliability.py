@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -383,3 +384,27 @@ def test_full_disk_exits_1_with_one_line(tmp_path):
         "PytorchStreamWriter failed writing file data/0: file write failed"
     ]
     assert not [p for p in run.rglob("*") if ".tmp" in p.name] and not (run / LOCK_FILE).exists()
+
+
+def test_a_real_full_disk_names_the_path_and_leaves_no_tmp_files(tmp_path):
+    """On a 1.5 MB tmpfs (needs root and mount; skipped otherwise) the first checkpoint fills it."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tiny tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        run = disk / "run"
+        result = train_cli(tmp_path, f"run_dir={run}", "total_timesteps=4096", "train.checkpoint_every=512")
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            f"error: could not write {run / 'checkpoints' / 'step_0000000512'}: no space left on device "
+            "(free space, then run the same command: it resumes)"
+        ]
+        assert not [p for p in run.rglob("*") if ".tmp" in p.name] and not (run / LOCK_FILE).exists()
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
