@@ -442,6 +442,18 @@ def _read_holder(path: Path) -> dict | None:
     return data if isinstance(data, dict) else {"pid": None, "host": "?", "started": "?"}
 
 
+def _create_exclusive(source: Path, path: Path) -> None:
+    """Create ``path`` with ``source``'s content, atomically; ``FileExistsError`` if it exists."""
+    try:
+        os.link(source, path)  # the content is there the moment the name is
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(source.read_text())
+
+
 @contextmanager
 def run_lock(run_dir: str | Path, log: Callable[[str], None] | None = None) -> Iterator[Path]:
     """Hold ``run_dir/run.lock`` (pid, host, start time) while training into ``run_dir``.
@@ -475,7 +487,7 @@ def run_lock(run_dir: str | Path, log: Callable[[str], None] | None = None) -> I
     try:
         for _ in range(20):
             try:
-                os.link(tmp, path)  # atomic: fails if a lock exists
+                _create_exclusive(tmp, path)
                 break
             except FileExistsError:
                 holder = _read_holder(path)
