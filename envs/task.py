@@ -182,6 +182,8 @@ def task(env_id: str) -> Task:
         importlib.import_module("envs.minigrid_tasks")  # registers the suite's Minigrid tasks
         if env_id in TASKS:
             return TASKS[env_id]
+    if env_id.startswith("MiniGrid-") and importlib.util.find_spec("minigrid") is not None:
+        importlib.import_module("minigrid")  # registers the MiniGrid-* ids
     if env_id not in gymnasium.registry:
         known = sorted(set(TASKS) | {k for k in gymnasium.registry if k.startswith("GMSuite/")})
         raise ValueError(f"unknown environment {env_id!r}; registered tasks: {known}")
