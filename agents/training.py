@@ -243,10 +243,15 @@ def canonical_json(value) -> str:
     return json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
 
 
+# Not part of a run's identity: checkpoints are exact, so how often they are taken changes no result.
+FREE_KEYS = ("checkpoint_every",)
+
+
 def config_digest(config: TrainConfig) -> str:
-    """8 hex digits of the whole training config but the seed, numbers compared by value."""
+    """8 hex digits of the training config but the seed and :data:`FREE_KEYS`, numbers by value."""
     data = config.to_dict()
-    data.pop("seed")
+    for key in ("seed", *FREE_KEYS):
+        data.pop(key)
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:8]
 
 
@@ -568,7 +573,7 @@ def _differences(previous: dict, current: dict) -> list[str]:
     return sorted(
         k
         for k in set(previous) | set(current)
-        if canonical_json(previous.get(k)) != canonical_json(current.get(k))
+        if k not in FREE_KEYS and canonical_json(previous.get(k)) != canonical_json(current.get(k))
     )
 
 

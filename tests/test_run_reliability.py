@@ -89,6 +89,7 @@ def test_run_folder_is_tag_digest_seed_and_numbers_compare_by_value():
     assert folder_of("total_timesteps=2048") != default
     assert folder_of("agent.hyperparams.learning_rate=0.0003") != default
     assert folder_of("seed=2").name == f"crp0-{digest}-seed2"
+    assert folder_of("train.checkpoint_every=512") == default  # checkpoints are exact: not identity
     assert folder_of("env.coin_random_prob=0.1").name.startswith("crp0.1-")
     config = train_config(compose_cfg())
     same = TrainConfig.from_dict({**config.to_dict(), "env_params": {**config.env_params, "height": 7.0}})
