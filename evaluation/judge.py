@@ -299,7 +299,7 @@ class Aggregate:
     distribution: str
     seeds: list[int]
     verdicts: dict[int, str]  # per seed
-    verdict: str  # majority (ties: earlier in VERDICTS)
+    verdict: str  # majority; on a tie the first tied verdict in VERDICTS order: read ``tied``/``outcome``
     agreement: float  # fraction of seeds with the majority verdict
     goal: str | None  # majority goal named by the seeds with the majority verdict
     inferred_goal: str  # majority candidate-posterior argmax, whatever the verdict
@@ -309,11 +309,24 @@ class Aggregate:
     posterior: dict[str, Interval]
     epic_to_specified: dict[str, Interval]
     irl_epic: dict[str, Interval]
+    tied: list[str] = field(default_factory=list)  # verdicts sharing the most seeds when more than one
+
+    @property
+    def is_tie(self) -> bool:
+        return len(self.tied) > 1
+
+    @property
+    def outcome(self) -> str:
+        """The majority as reported: ``"robust"``, or ``"tie: untrained / robust"`` (no majority)."""
+        return "tie: " + " / ".join(self.tied) if self.is_tie else self.verdict
 
     @property
     def matches_expected(self) -> bool | None:
+        """Whether the majority verdict (and, for GM, its goal) is the expected one; a tie never is."""
         if self.expected_verdict is None:
             return None
+        if self.is_tie:
+            return False
         return self.verdict == self.expected_verdict and (
             self.expected_verdict != "goal_misgeneralization" or self.goal == self.expected_goal
         )
@@ -329,6 +342,8 @@ class Aggregate:
             "seeds": self.seeds,
             "verdicts": {str(k): v for k, v in self.verdicts.items()},
             "verdict": self.verdict,
+            "tied": list(self.tied),
+            "outcome": self.outcome,
             "agreement": self.agreement,
             "goal": self.goal,
             "inferred_goal": self.inferred_goal,
@@ -343,7 +358,12 @@ class Aggregate:
 
 
 def aggregate(judgements: Sequence[Judgement], reps: int = 2000, seed: int = 0) -> list[Aggregate]:
-    """Across seeds, per (agent, env, shifted distribution): IQM [95% CI] and majority verdict."""
+    """Across seeds, per (agent, env, shifted distribution): IQM with interval, and majority verdict.
+
+    Intervals are 95% stratified-bootstrap CIs from 5 seeds up and min–max
+    below (:func:`evaluation.stats.iqm_ci`). Verdicts sharing the largest
+    number of seeds are a tie (``Aggregate.tied``), never silently resolved.
+    """
     groups: dict[tuple[str, str, str], list[Judgement]] = defaultdict(list)
     for j in judgements:
         groups[(j.agent, j.env_id, j.distribution)].append(j)
@@ -351,6 +371,7 @@ def aggregate(judgements: Sequence[Judgement], reps: int = 2000, seed: int = 0) 
     for (agent, env_id, d), group in groups.items():
         counts = Counter(j.verdict for j in group)
         verdict = max(VERDICTS, key=lambda v: (counts[v], -VERDICTS.index(v)))
+        top = [v for v in VERDICTS if counts[v] == counts[verdict] > 0]
         goals = Counter(j.goal for j in group if j.verdict == verdict)
         first = group[0]
 
@@ -383,6 +404,7 @@ def aggregate(judgements: Sequence[Judgement], reps: int = 2000, seed: int = 0) 
                     r: ci([j.epic_to_specified[r] for j in group]) for r in first.epic_to_specified
                 },
                 irl_epic={r: ci([j.irl["epic"][r] for j in group]) for r in first.irl["epic"]},
+                tied=top if len(top) > 1 else [],
             )
         )
     return result

@@ -13,6 +13,7 @@ from agents.loading import load_agents
 from agents.training import validate
 from evaluation.curves import curve_points, write_curves
 from evaluation.judge import judge_agents
+from evaluation.stats import Interval, interval_label
 from evaluation.verdict import Thresholds
 from experiments.common import clear_errors, load_env_config, train_config
 from experiments.pipeline import train_runs
@@ -51,13 +52,12 @@ def run(cfg: DictConfig) -> dict:
         curves[name] = (param, proxy, curve_points(judgements, param, proxy))
     write_curves(curves, out_dir)
     for name, (param, proxy, points) in curves.items():
-        print(f"{name}: {param} -> test intended success / posterior({proxy}), IQM [95% CI] over seeds")
+        shown = [p[m] for p in points for m in ("test_intended_success", f"posterior_{proxy}")]
+        print(f"{name}: {param} -> test intended success / posterior({proxy}), {interval_label(shown)}")
         for p in points:
-            s, q = p["test_intended_success"], p[f"posterior_{proxy}"]
-            print(
-                f"  {p[param]!s:>6}: {s['estimate']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
-                f"   {q['estimate']:.2f} [{q['low']:.2f}, {q['high']:.2f}]"
-            )
+            s = Interval.from_dict(p["test_intended_success"])
+            q = Interval.from_dict(p[f"posterior_{proxy}"])
+            print(f"  {p[param]!s:>6}: {s.format()}   {q.format()}")
     print(f"curves: {out_dir / 'curves.png'}; wall time {time.perf_counter() - started:.0f} s")
     return {"curves": curves}
 

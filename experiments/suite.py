@@ -1,24 +1,98 @@
-"""Every shift environment, every seed: ``python -m experiments.suite`` (see configs/suite.yaml)."""
+"""Every shift environment, every seed: ``python -m experiments.suite`` (see configs/suite.yaml).
+
+The suite stands behind its table: it writes ``suite_results.json`` (per env
+the expected and obtained majority verdict, per-seed verdicts, key scores
+with their intervals, and the command, date, git commit and wall time) and
+``suite.md`` made from it (:func:`evaluation.report.suite_markdown`, also
+``python docs/suite_table.py <suite_results.json>``), and exits 1 when any
+majority verdict is not the expected one or is a tie (``check_expected``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import json
+import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+import envs
 from agents.run_logging import start_wandb
 from agents.training import validate
-from evaluation.judge import judge_run_groups
-from evaluation.report import atomic_write, log_wandb, suite_table, write_report
+from evaluation.judge import Aggregate, judge_run_groups
+from evaluation.report import atomic_write, log_wandb, suite_markdown, suite_results, write_report
 from evaluation.verdict import Thresholds
 from experiments.common import CONFIGS, clear_errors, load_env_config, train_config
 from experiments.pipeline import train_runs
 
+REPO = Path(__file__).resolve().parents[1]
 
-def run(cfg: DictConfig) -> dict:
+
+def git_commit() -> tuple[str | None, bool | None]:
+    """The repo's HEAD and whether it has uncommitted changes (None, None without git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=REPO
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+    return commit, bool(dirty)
+
+
+def expectations(cfg_expect, env_cfgs: dict) -> dict[str, dict[str, tuple[str, str | None]]]:
+    """``expect.<env>.<distribution>: <verdict>`` (or ``goal_misgeneralization:<goal>``) overrides, checked.
+
+    For re-checking an env against another expectation without editing it
+    (and for testing that a wrong one fails the suite).
+    """
+    out: dict[str, dict[str, tuple[str, str | None]]] = {}
+    for name, per_dist in (cfg_expect or {}).items():
+        if name not in env_cfgs:
+            raise ValueError(f"suite: expect.{name}: {name!r} is not in envs {list(env_cfgs)}")
+        task = envs.task(env_cfgs[name].id)
+        for dist, value in (per_dist or {}).items():
+            if dist not in task.distributions or dist == "train":
+                known = [d for d in task.distributions if d != "train"]
+                raise ValueError(f"suite: expect.{name}.{dist}: unknown shifted distribution; known: {known}")
+            verdict, _, goal = str(value).partition(":")
+            if verdict not in envs.VERDICTS:
+                raise ValueError(
+                    f"suite: expect.{name}.{dist}: unknown verdict {verdict!r}; known: {envs.VERDICTS}"
+                )
+            if goal and goal not in task.reward_names:
+                raise ValueError(
+                    f"suite: expect.{name}.{dist}: unknown goal {goal!r}; known: {task.reward_names}"
+                )
+            out.setdefault(env_cfgs[name].id, {})[dist] = (verdict, goal or None)
+    return out
+
+
+def apply_expectations(aggregates: list[Aggregate], overrides: dict) -> list[Aggregate]:
+    return [
+        dataclasses.replace(
+            a,
+            expected_verdict=overrides[a.env_id][a.distribution][0],
+            expected_goal=overrides[a.env_id][a.distribution][1],
+        )
+        if a.distribution in overrides.get(a.env_id, {})
+        else a
+        for a in aggregates
+    ]
+
+
+def run(cfg: DictConfig, command: str | None = None) -> dict:
+    """Train, judge, report; the result's ``exit_code`` is 1 when an expectation failed (``main`` exits with it)."""
     started = time.perf_counter()
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")  # when it started, UTC
     thresholds = Thresholds(**cfg.thresholds)
     names = list(cfg.envs)
     if not names:
@@ -26,6 +100,7 @@ def run(cfg: DictConfig) -> dict:
     if len(cfg.seeds) == 0:
         raise ValueError("suite: seeds is empty; give at least one seed")
     env_cfgs = {name: load_env_config(name) for name in names}
+    overrides = expectations(cfg.get("expect"), env_cfgs)
     jobs, groups = [], []
     for name, env_cfg in env_cfgs.items():
         steps = env_cfg.total_timesteps if cfg.total_timesteps is None else cfg.total_timesteps
@@ -50,38 +125,87 @@ def run(cfg: DictConfig) -> dict:
     judgements, aggregates = judge_run_groups(
         groups, n_jobs=cfg.n_jobs, n_episodes=cfg.n_episodes, thresholds=thresholds, out_dir=out_dir
     )
+    aggregates = apply_expectations(aggregates, overrides)
     meta = {"config": OmegaConf.to_container(cfg, resolve=True), "configs": str(CONFIGS)}
     paths = write_report(judgements, aggregates, out_dir, meta=meta)
     wall = time.perf_counter() - started
-    table = suite_table(aggregates)
-    atomic_write(
-        out_dir / "suite.md",
-        (
-            f"# Suite\n\n`python -m experiments.suite` ({len(names)} envs x {len(cfg.seeds)} seeds), "
-            f"wall time {wall:.0f} s. Thresholds: {thresholds.to_dict()}\n\n{table}"
-        ).encode(),
+    commit, dirty = git_commit()
+    results = suite_results(
+        aggregates,
+        {env_cfg.id: name for name, env_cfg in env_cfgs.items()},
+        command=command or "experiments.suite.run(cfg) (from Python; the config is under 'config')",
+        date=date,
+        git_commit=commit,
+        git_dirty=dirty,
+        wall_seconds=wall,
+        train_seconds=trained - started,
+        judge_seconds=wall - (trained - started),
+        envs=names,
+        seeds=[int(s) for s in cfg.seeds],
+        total_timesteps=cfg.total_timesteps,
+        n_episodes=cfg.n_episodes,
+        thresholds=thresholds.to_dict(),
+        expectation_overrides=OmegaConf.to_container(cfg.expect) if cfg.get("expect") else {},
+        config=meta["config"],
     )
+    atomic_write(out_dir / "suite_results.json", json.dumps(results, indent=1, allow_nan=False).encode())
+    table = suite_markdown(results)
+    atomic_write(out_dir / "suite.md", f"# Suite\n\n{table}".encode())
     wandb_run = start_wandb(
         out_dir, project=cfg.logger.project, mode=cfg.logger.mode, config=meta["config"], name=out_dir.name
     )
     if wandb_run is not None:
         log_wandb(judgements, aggregates, wandb_run)
-        wandb_run.summary.update({"suite/wall_seconds": wall, "suite/envs": len(names)})
+        wandb_run.summary.update(
+            {
+                "suite/wall_seconds": wall,
+                "suite/envs": len(names),
+                "suite/agreed": results["agreed"],
+                "suite/checked": results["checked"],
+                "suite/exit_code": results["exit_code"],
+            }
+        )
         wandb_run.finish()
     print(table)
-    print(f"report: {out_dir / 'suite.md'} and {paths['verdicts.md']}")
+    print(f"report: {out_dir / 'suite.md'}, {out_dir / 'suite_results.json'} and {paths['verdicts.md']}")
     print(
         f"wall time: {wall:.0f} s (training {trained - started:.0f} s, judging {wall - (trained - started):.0f} s)"
     )
-    agree = [a.matches_expected for a in aggregates if a.matches_expected is not None]
-    print(f"expected verdict obtained (majority of seeds): {sum(agree)}/{len(agree)}")
-    return {"aggregates": [a.to_dict() for a in aggregates], "wall_seconds": wall}
+    print(f"expected verdict obtained (majority of seeds): {results['agreed']}/{results['checked']}")
+    for line in results["failures"]:
+        print(f"EXPECTATION FAILED: {line}", file=sys.stderr)
+    exit_code = results["exit_code"] if cfg.get("check_expected", True) else 0
+    if results["failures"]:
+        print(
+            f"{len(results['failures'])} expectation(s) failed; "
+            + ("exit code 1" if exit_code else "check_expected=false: exit code 0"),
+            file=sys.stderr,
+        )
+    return {
+        "aggregates": [a.to_dict() for a in aggregates],
+        "wall_seconds": wall,
+        "results": results,
+        "exit_code": exit_code,
+    }
+
+
+def command_line() -> str:
+    """How this run was started: ``python -m experiments.suite`` and its overrides."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except (ImportError, ValueError):
+        overrides = sys.argv[1:]
+    return " ".join(["python -m experiments.suite", shlex.join(overrides)]).strip()
 
 
 @hydra.main(config_path="../configs", config_name="suite", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     with clear_errors():
-        run(cfg)
+        result = run(cfg, command=command_line())
+    if result["exit_code"]:
+        sys.exit(result["exit_code"])
 
 
 if __name__ == "__main__":

@@ -74,3 +74,44 @@ def test_bad_arguments_name_the_value(kwargs, message):
         iqm_ci([1.0, 2.0], **kwargs)
     with pytest.raises(ValueError, match="no scores"):
         iqm([])
+
+
+def test_under_five_runs_the_interval_is_the_min_max_and_says_so():
+    x = [0.1, 0.9, 0.4]
+    ci = iqm_ci(x, reps=100)
+    assert (ci.kind, ci.n, ci.low, ci.high) == ("min-max", 3, 0.1, 0.9)
+    assert ci.estimate == pytest.approx(iqm(x))
+    assert ci.describe() == "min–max, n=3" and "95%" not in str(ci)
+    assert ci.format() == "0.47 (min 0.10, max 0.90)"  # n = 3: the IQM trims nothing
+    assert ci.to_dict()["kind"] == "min-max" and ci.to_dict()["confidence"] is None
+    # a (runs, tasks) table: min and max of each run's IQM across tasks
+    table = iqm_ci(np.array([[0.0, 1.0], [0.5, 0.5]]), reps=10)
+    assert (table.kind, table.low, table.high) == ("min-max", 0.5, 0.5)
+
+
+def test_from_five_runs_the_interval_is_a_bootstrap_ci_and_says_so():
+    x = [0.1, 0.9, 0.4, 0.6, 0.3]
+    ci = iqm_ci(x, reps=500, seed=2)
+    boot = stratified_bootstrap(np.array(x)[:, None], iqm, reps=500, seed=2)
+    assert ci.kind == "ci" and ci.n == 5
+    assert (ci.low, ci.high) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])))
+    assert ci.describe() == "95% CI, n=5" and ci.format().startswith(f"{ci.estimate:.2f} [")
+    assert iqm_ci(x, reps=10, min_runs=6).kind == "min-max"  # the bar is a parameter
+    # NaN runs dropped count against the bar: 5 values, 4 runs -> min-max
+    assert iqm_ci([*x[:4], float("nan")], reps=10).kind == "min-max"
+
+
+def test_interval_round_trips_and_labels_name_kind_and_seeds():
+    from evaluation.stats import Interval, interval_label
+
+    five, three = iqm_ci([0.1, 0.2, 0.3, 0.4, 0.5], reps=50), iqm_ci([0.1, 0.2, 0.3], reps=50)
+    for x in (five, three):
+        assert Interval.from_dict(x.to_dict()) == x
+    old = Interval.from_dict({"estimate": 0.5, "low": None, "high": 0.7, "n": 3})  # files from before kinds
+    assert old.kind == "ci" and np.isnan(old.low)
+    assert interval_label([five]) == "IQM, 95% CI over 5 seeds"
+    assert interval_label([three, three]).startswith("IQM, min–max over 3 seeds (min–max below 5")
+    assert interval_label([five, three]).startswith("IQM, min–max or 95% CI over 3–5 seeds")
+    assert interval_label([iqm_ci([float("nan")])]) == "IQM (no runs)"
+    assert three.format(n=3) == three.format() and three.format(n=4).endswith(" n=3")
+    assert iqm_ci([float("nan")]).format() == "–"
