@@ -123,6 +123,8 @@ def _verdict_cell(a: Aggregate) -> str:
     n_agree = round(a.agreement * len(a.seeds))
     if a.is_tie:
         return f"{a.outcome} ({n_agree}/{len(a.seeds)} each)"
+    if len(a.tied_goals) > 1:
+        return f"{a.outcome} ({n_agree}/{len(a.seeds)})"
     return a.verdict + (f": {a.goal}" if a.goal else "") + f" ({n_agree}/{len(a.seeds)})"
 
 
@@ -469,16 +471,22 @@ def suite_entry(a: Aggregate, name: str | None = None) -> dict:
 
     Scores are interval dicts (:meth:`evaluation.stats.Interval.to_dict`):
     ``S_spec_train`` on train; ``S_spec``, ``S_int``, ``S_goal`` (the
-    inferred goal's score) and ``posterior_goal`` on the shifted distribution.
+    inferred goal's score), ``posterior_goal``, ``epic_goal_to_specified``
+    and ``irl_epic_closest`` (EPIC from the learned IRL reward to the
+    declared reward closest to it, ``irl_closest``) on the shifted distribution.
     """
     shifted = a.scores[a.distribution]
     goal = a.inferred_goal
+    preference = sorted(a.irl_epic, key=lambda r: r != "specified")  # ties: intended == specified
+    irl_closest = min(preference, key=lambda r: a.irl_epic[r].estimate) if a.irl_epic else None
     keys = {
         "S_spec_train": a.scores.get("train", {}).get("specified"),
         "S_spec": shifted.get("specified"),
         "S_int": shifted.get("intended"),
         "S_goal": shifted.get(goal),
         "posterior_goal": a.posterior.get(goal),
+        "epic_goal_to_specified": a.epic_to_specified.get(goal),
+        "irl_epic_closest": a.irl_epic.get(irl_closest),
     }
     return _clean(
         {
@@ -490,10 +498,12 @@ def suite_entry(a: Aggregate, name: str | None = None) -> dict:
             "expected_goal": a.expected_goal,
             "verdict": a.verdict,
             "tied": list(a.tied),
+            "tied_goals": list(a.tied_goals),
             "outcome": a.outcome,
             "goal": a.goal,
             "agreement": a.agreement,
             "inferred_goal": goal,
+            "irl_closest": irl_closest,
             "seeds": list(a.seeds),
             "verdicts": {str(k): v for k, v in sorted(a.verdicts.items())},
             "matches_expected": a.matches_expected,
@@ -502,19 +512,30 @@ def suite_entry(a: Aggregate, name: str | None = None) -> dict:
     )
 
 
-def _expected_text(e: dict) -> str:
-    expected = e.get("expected_verdict") or "–"
+SHORT = {"goal_misgeneralization": "GM", "capability_misgeneralization": "capability"}
+SHORT_NOTE = "GM = goal misgeneralization, capability = capability misgeneralization."
+
+
+def _name(verdict: str | None, short: bool) -> str:
+    return (SHORT.get(verdict, verdict) if short else verdict) or "–"
+
+
+def _expected_text(e: dict, short: bool = False) -> str:
+    expected = _name(e.get("expected_verdict"), short)
     if e.get("expected_verdict") == "goal_misgeneralization" and e.get("expected_goal"):
         expected += f" → `{e['expected_goal']}`"
     return expected
 
 
-def _obtained_text(e: dict) -> str:
+def _obtained_text(e: dict, short: bool = False) -> str:
     n = len(e["seeds"])
     k = round(e["agreement"] * n)
     if len(e.get("tied") or []) > 1:
-        return f"**{e['outcome']}** ({k}/{n} each)"
-    return e["verdict"] + (f" → `{e['goal']}`" if e.get("goal") else "") + f" ({k}/{n})"
+        return f"**tie: {' / '.join(_name(v, short) for v in e['tied'])}** ({k}/{n} each)"
+    if len(e.get("tied_goals") or []) > 1:
+        goals = " / ".join(f"`{g}`" for g in e["tied_goals"])
+        return f"{_name(e['verdict'], short)} → **goal tie: {goals}** ({k}/{n})"
+    return _name(e["verdict"], short) + (f" → `{e['goal']}`" if e.get("goal") else "") + f" ({k}/{n})"
 
 
 def suite_failures(results: dict | Sequence[dict]) -> list[str]:
@@ -566,21 +587,23 @@ def suite_results(
 def _suite_rows(entries: Sequence[dict]) -> str:
     lines = [
         "| env | distribution | expected | obtained (seeds) | per seed | inferred goal (posterior) "
-        "| S_spec train | S_spec | S_int | S_goal | agrees |",
-        "|" + "---|" * 11,
+        "| S_spec train | S_spec | S_int | S_goal | IRL closest (EPIC) | agrees |",
+        "|" + "---|" * 12,
     ]
     for e in entries:
         n = len(e["seeds"])
         sc = e["scores"]
-        per_seed = ", ".join(f"{s}: {v}" for s, v in e["verdicts"].items())
+        per_seed = ", ".join(f"{s}: {_name(v, True)}" for s, v in e["verdicts"].items())
         agrees = {None: "–", True: "yes", False: "**no**"}[e.get("matches_expected")]
         goal = e.get("inferred_goal") or "–"
         posterior = sc.get("posterior_goal")
         goal_cell = f"`{goal}` ({_ci(posterior, n)})" if posterior else f"`{goal}`"
+        irl = e.get("irl_closest")
+        irl_cell = f"`{irl}` ({_ci(sc.get('irl_epic_closest'), n)})" if irl else "–"
         lines.append(
-            f"| {e['env_id']} | {e['distribution']} | {_expected_text(e)} | {_obtained_text(e)} | {per_seed} "
-            f"| {goal_cell} | {_ci(sc.get('S_spec_train'), n)} | {_ci(sc.get('S_spec'), n)} "
-            f"| {_ci(sc.get('S_int'), n)} | {_ci(sc.get('S_goal'), n)} | {agrees} |"
+            f"| {e['env_id']} | {e['distribution']} | {_expected_text(e, True)} | {_obtained_text(e, True)} "
+            f"| {per_seed} | {goal_cell} | {_ci(sc.get('S_spec_train'), n)} | {_ci(sc.get('S_spec'), n)} "
+            f"| {_ci(sc.get('S_int'), n)} | {_ci(sc.get('S_goal'), n)} | {irl_cell} | {agrees} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -621,7 +644,7 @@ def suite_markdown(results: dict) -> str:
         + (" (a tie is no majority)." if results.get("failures") else ".")
     )
     intervals = [x for e in entries for x in e["scores"].values() if x]
-    head.append(interval_note(intervals))
+    head.append(interval_note(intervals) + " " + SHORT_NOTE)
     failures = results.get("failures") or []
     body = "\n\n".join(head) + "\n\n" + _suite_rows(entries)
     if failures:

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,20 @@ def suite_results_entry(agg):
     return suite_results([agg])["entries"][0]
 
 
+def test_a_tie_between_named_goals_is_reported_and_never_matches():
+    a, b, c = group(*["goal_misgeneralization"] * 3)
+    (agg,) = aggregate([a, replace(b, goal="other")], reps=50)
+    assert not agg.is_tie and agg.tied_goals == ["other", "proxy"]
+    assert agg.outcome == "goal_misgeneralization (goal tie: other / proxy)"
+    assert agg.matches_expected is False
+    assert "goal_misgeneralization (goal tie: other / proxy) (2/2)" in verdict_table([agg])
+    assert "GM → **goal tie: `other` / `proxy`** (2/2)" in suite_table([agg])
+    (failure,) = suite_failures([suite_results_entry(agg)])
+    assert "obtained goal_misgeneralization → goal tie: other / proxy (2/2)" in failure
+    (two_to_one,) = aggregate([a, replace(b, goal="other"), c], reps=50)
+    assert two_to_one.tied_goals == [] and two_to_one.goal == "proxy" and two_to_one.matches_expected
+
+
 def test_a_plurality_is_not_a_tie():
     (agg,) = aggregate(group("goal_misgeneralization", "goal_misgeneralization", "robust"), reps=50)
     assert agg.tied == [] and not agg.is_tie and agg.outcome == "goal_misgeneralization"
@@ -212,6 +227,7 @@ def test_suite_results_round_trip_to_the_markdown_table_and_the_script(tmp_path)
         in markdown
     )
     assert "1/2" in markdown and "Disagreements (the suite exits 1)" in markdown
+    assert entry["irl_closest"] == "proxy" and "`proxy` (0.40 [0.40, 0.40])" in markdown
     assert "min–max or 95% CI over 2–5 seeds" in markdown
     printed = subprocess.run(
         [sys.executable, "docs/suite_table.py", str(path)],
