@@ -305,7 +305,7 @@ class Aggregate:
     inferred_goal: str  # majority candidate-posterior argmax, whatever the verdict
     expected_verdict: str | None
     expected_goal: str | None
-    scores: dict[str, dict[str, Interval]]  # distribution -> reward -> IQM [CI]
+    scores: dict[str, dict[str, Interval]]  # distribution -> reward -> IQM [CI from 5 seeds, else min–max]
     posterior: dict[str, Interval]
     epic_to_specified: dict[str, Interval]
     irl_epic: dict[str, Interval]

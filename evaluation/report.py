@@ -586,8 +586,8 @@ def suite_results(
 
 def _suite_rows(entries: Sequence[dict]) -> str:
     lines = [
-        "| env | distribution | expected | obtained (seeds) | per seed | inferred goal (posterior) "
-        "| S_spec train | S_spec | S_int | S_goal | IRL closest (EPIC) | agrees |",
+        "| env | distribution | expected | obtained (seeds) | per seed | inferred goal: posterior "
+        "| S_spec train | S_spec | S_int | S_goal | IRL closest: EPIC | agrees |",
         "|" + "---|" * 12,
     ]
     for e in entries:
@@ -597,9 +597,9 @@ def _suite_rows(entries: Sequence[dict]) -> str:
         agrees = {None: "–", True: "yes", False: "**no**"}[e.get("matches_expected")]
         goal = e.get("inferred_goal") or "–"
         posterior = sc.get("posterior_goal")
-        goal_cell = f"`{goal}` ({_ci(posterior, n)})" if posterior else f"`{goal}`"
+        goal_cell = f"`{goal}`: {_ci(posterior, n)}" if posterior else f"`{goal}`"
         irl = e.get("irl_closest")
-        irl_cell = f"`{irl}` ({_ci(sc.get('irl_epic_closest'), n)})" if irl else "–"
+        irl_cell = f"`{irl}`: {_ci(sc.get('irl_epic_closest'), n)}" if irl else "–"
         lines.append(
             f"| {e['env_id']} | {e['distribution']} | {_expected_text(e, True)} | {_obtained_text(e, True)} "
             f"| {per_seed} | {goal_cell} | {_ci(sc.get('S_spec_train'), n)} | {_ci(sc.get('S_spec'), n)} "
@@ -641,12 +641,14 @@ def suite_markdown(results: dict) -> str:
         head.append(f"Expectations overridden from the command line: {results['expectation_overrides']}.")
     head.append(
         f"Expected verdict obtained by the majority of seeds: {results.get('agreed', 0)}/{results.get('checked', 0)}"
-        + (" (a tie is no majority)." if results.get("failures") else ".")
+        + (" (a tie is no majority)." if any(len(e.get("tied") or []) > 1 for e in entries) else ".")
     )
     intervals = [x for e in entries for x in e["scores"].values() if x]
     head.append(interval_note(intervals) + " " + SHORT_NOTE)
     failures = results.get("failures") or []
     body = "\n\n".join(head) + "\n\n" + _suite_rows(entries)
     if failures:
-        body += "\nDisagreements (the suite exits 1):\n\n" + "".join(f"- {f}\n" for f in failures)
+        body += "\nDisagreements (each makes `experiments.suite` exit 1):\n\n" + "".join(
+            f"- {f}\n" for f in failures
+        )
     return body

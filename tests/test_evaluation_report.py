@@ -122,6 +122,7 @@ def test_a_tie_between_verdicts_is_reported_as_a_tie(verdicts, tied):
     k = verdicts.count(tied[0])
     assert f"tie: {' / '.join(tied)} ({k}/{len(verdicts)} each)" in verdict_table([agg])
     assert "tie: " in suite_table([agg]) and "**no**" in suite_table([agg])
+    assert "0/1 (a tie is no majority)" in suite_markdown(suite_results([agg]))
     (failure,) = suite_failures([suite_results_entry(agg)])
     assert "Fake/Env-v0 / test" in failure and "expected goal_misgeneralization" in failure
     assert f"obtained tie: {' / '.join(tied)}" in failure
@@ -226,8 +227,8 @@ def test_suite_results_round_trip_to_the_markdown_table_and_the_script(tmp_path)
         "`python -m experiments.suite envs=[fake,other]` on 2026-12-02T05:00:00+00:00, commit abc123"
         in markdown
     )
-    assert "1/2" in markdown and "Disagreements (the suite exits 1)" in markdown
-    assert entry["irl_closest"] == "proxy" and "`proxy` (0.40 [0.40, 0.40])" in markdown
+    assert "1/2" in markdown and "Disagreements (each makes `experiments.suite` exit 1)" in markdown
+    assert entry["irl_closest"] == "proxy" and "`proxy`: 0.40 [0.40, 0.40]" in markdown
     assert "min–max or 95% CI over 2–5 seeds" in markdown
     printed = subprocess.run(
         [sys.executable, "docs/suite_table.py", str(path)],
