@@ -257,7 +257,9 @@ def test_refused_commands_say_one_line_and_leave_no_folder(tmp_path, module, arg
 
 
 # ------------------------------------------------------------------ 4. progress and interrupts
-def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_path, sig):
+    """Ctrl-C, or SIGTERM (Slurm's time limit, scancel): checkpoint, one line, exit 130, exact resume."""
     budget = ["total_timesteps=16384", "train.checkpoint_every=100000", "train.eval_every=100000"]
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "experiments.train", *TINY, "runs_root=runs", *budget]
@@ -274,7 +276,7 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_pa
         time.sleep(0.1)
     assert progress is not None, "training did not start"
     run = progress.parent
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
@@ -291,6 +293,8 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_pa
     assert metrics["resumed_from"] == step and metrics["total_timesteps"] >= 16384
     log = (run / "train.log").read_text()
     assert f"resuming at step {step} of 16384" in log and "done at step" in log
+    if sig != signal.SIGINT:
+        return
     # exactly: the final model is byte-identical to an uninterrupted run's
     train_app.run(compose_cfg(f"run_dir={tmp_path / 'reference'}", *budget))
     reference = (tmp_path / "reference" / "final" / "model.pt").read_bytes()
