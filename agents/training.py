@@ -447,6 +447,43 @@ def _read_holder(path: Path) -> dict | None:
     return data if isinstance(data, dict) else {"pid": None, "host": "?", "started": "?"}
 
 
+def _slurm_job() -> str | None:
+    """This process's Slurm job (``<array job>_<task>`` for an array task), or None outside Slurm."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID")
+
+
+def _slurm_job_gone(job: str) -> bool:
+    """True when Slurm says ``job`` is not running (finished, failed, cancelled, unknown)."""
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False  # cannot ask Slurm: assume it runs
+    if out.returncode != 0:
+        return "invalid job id" in out.stderr.lower()
+    states = out.stdout.split()
+    return not any(
+        state in ("RUNNING", "PENDING", "COMPLETING", "CONFIGURING", "SUSPENDED") for state in states
+    )
+
+
+def _stale(holder: dict, host: str) -> str | None:
+    """Why the lock ``holder`` is stale (its process is gone), or None when it may be alive."""
+    who = f"pid {holder.get('pid')} on {holder.get('host')} (since {holder.get('started')})"
+    if holder.get("host") == host:
+        return None if _alive(holder) else f"{who} is gone"
+    job = holder.get("slurm_job")
+    if job and job == _slurm_job():
+        return f"{who} was this Slurm job ({job}) before it was requeued"
+    if job and _slurm_job_gone(str(job)):
+        return f"{who} was Slurm job {job}, which is no longer running"
+    return None
+
+
 def _create_exclusive(source: Path, path: Path) -> None:
     """Create ``path`` with ``source``'s content, atomically; ``FileExistsError`` if it exists."""
     try:
@@ -464,8 +501,9 @@ def run_lock(run_dir: str | Path, log: Callable[[str], None] | None = None) -> I
     """Hold ``run_dir/run.lock`` (pid, host, start time) while training into ``run_dir``.
 
     A second process exits at once with :class:`RunBusyError` naming the holder;
-    a lock whose process is gone (same host) is taken over, and said so.
-    Re-entrant within one process.
+    a lock whose process is gone is taken over, and said so: on the same host
+    by its pid, from another host when it was a Slurm job that is no longer
+    running (or this very job, requeued). Re-entrant within one process.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -484,6 +522,7 @@ def run_lock(run_dir: str | Path, log: Callable[[str], None] | None = None) -> I
         "host": host,
         "started": datetime.now().isoformat(timespec="seconds"),
         "proc_start": _proc_start(pid),
+        "slurm_job": _slurm_job(),
         "command": " ".join(sys.argv),
     }
     tmp = run_dir / f".{LOCK_FILE}.{host}.{pid}.tmp"
@@ -498,7 +537,8 @@ def run_lock(run_dir: str | Path, log: Callable[[str], None] | None = None) -> I
                 holder = _read_holder(path)
                 if holder is None:
                     continue  # released meanwhile
-                if holder.get("host") == host and not _alive(holder):
+                reason = _stale(holder, host)
+                if reason:
                     stale = run_dir / f".{LOCK_FILE}.stale.{pid}"
                     try:
                         os.replace(path, stale)
@@ -512,10 +552,7 @@ def run_lock(run_dir: str | Path, log: Callable[[str], None] | None = None) -> I
                         stale.unlink(missing_ok=True)
                         continue
                     stale.unlink(missing_ok=True)
-                    message = (
-                        f"taking over the stale lock of {run_dir}: pid {holder.get('pid')} on {host} "
-                        f"(since {holder.get('started')}) is gone"
-                    )
+                    message = f"taking over the stale lock of {run_dir}: {reason}"
                     print(message, file=sys.stderr, flush=True)
                     if log is not None:
                         log(message)
@@ -523,6 +560,8 @@ def run_lock(run_dir: str | Path, log: Callable[[str], None] | None = None) -> I
                 where = (
                     f"pid {holder.get('pid')} on host {holder.get('host')} (since {holder.get('started')})"
                 )
+                if holder.get("slurm_job"):
+                    where += f", Slurm job {holder['slurm_job']}"
                 hint = "wait for it to finish or stop it; the same command then resumes"
                 if holder.get("host") != host:
                     hint += f"; if that process is gone, delete {path}"

@@ -27,6 +27,7 @@ from agents.loading import load_agents
 from agents.training import (
     LOCK_FILE,
     AgentConfig,
+    RunBusyError,
     TrainConfig,
     config_digest,
     run_lock,
@@ -175,6 +176,22 @@ def test_stale_lock_is_taken_over_and_said_so(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"taking over the stale lock of {run}: pid {gone.pid}" in result.stderr
     assert (run / "metrics.json").is_file() and not (run / LOCK_FILE).exists()
+
+
+def test_a_requeued_slurm_job_takes_over_its_own_lock_from_another_host(tmp_path, monkeypatch, capsys):
+    holder = {"pid": 4242, "host": "node-that-died", "started": "x", "slurm_job": "77_3"}
+    (tmp_path / LOCK_FILE).write_text(json.dumps(holder))
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    with run_lock(tmp_path) as path:
+        assert json.loads(path.read_text())["slurm_job"] == "77_3"
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert "was this Slurm job (77_3) before it was requeued" in capsys.readouterr().err
+    # another host's lock without a Slurm job cannot be checked: refused, saying how to clear it
+    (tmp_path / LOCK_FILE).write_text(json.dumps({**holder, "slurm_job": None}))
+    with pytest.raises(RunBusyError, match=f"if that process is gone, delete {tmp_path / LOCK_FILE}"):
+        with run_lock(tmp_path):
+            pass
 
 
 def test_lock_is_reentrant_in_one_process_and_released(tmp_path):
