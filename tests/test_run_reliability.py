@@ -140,6 +140,12 @@ def test_extend_continues_a_finished_run_into_a_larger_budget(tmp_path):
     )
     assert steps == [0, 1024, 2048]  # its curves continue the short run's
     assert "continuing" in (extended / "train.log").read_text()
+    # in place, in a folder chosen with run_dir=: the same folder continues
+    own = tmp_path / "own"
+    train_app.run(compose_cfg(f"run_dir={own}"))
+    again = train_app.run(compose_cfg(f"run_dir={own}", "total_timesteps=2048", "train.extend=true"))
+    assert again["resumed_from"] == 1024 and again["total_timesteps"] == 2048
+    assert json.loads((own / "train_config.json").read_text())["total_timesteps"] == 2048
     with pytest.raises(ValueError, match="no run of this config"):
         train_app.run(
             compose_cfg(f"runs_root={tmp_path}", "total_timesteps=2048", "seed=5", "train.extend=true")
