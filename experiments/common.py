@@ -121,10 +121,23 @@ def job_label() -> str:
 def fail(message: str, code: int = 2, prefix: str = "error: ") -> NoReturn:
     """One line and exit ``code``; inside a multirun job, raise :class:`JobError` naming the job."""
     if in_multirun():
-        raise JobError(f"{job_label()} FAILED: {message}")
+        line = f"{job_label()} FAILED: {message}"
+        listing = _record_failure(line)
+        raise JobError(line + (f"\n(every failed job of this sweep: {listing})" if listing else ""))
     _remove_stub_output_dir()
     print(f"{prefix}{message}", file=sys.stderr)
     sys.exit(code)
+
+
+def _record_failure(line: str) -> Path | None:
+    """Append a failed job's line to ``<sweep dir>/failed_jobs.txt``: the sweep names only its first."""
+    try:
+        path = Path(HydraConfig.get().sweep.dir) / "failed_jobs.txt"
+        with open(path, "a") as f:  # one short O_APPEND write per job
+            f.write(line + "\n")
+        return path
+    except OSError:
+        return None
 
 
 def _remove_stub_output_dir() -> None:

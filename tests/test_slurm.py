@@ -135,6 +135,9 @@ def test_a_failing_job_ends_the_sweep_naming_job_state_and_log(tmp_path):
     assert "env.coin_random_prob=1.5" in overrides
     assert "coin_random_prob=1.5 must be a probability in [0, 1]" in message
     assert job in job_ids(tmp_path) and Path(log).is_file()
+    listing = tmp_path / "sweep" / "failed_jobs.txt"
+    assert f"every failed job of this sweep: {listing}" in result.stderr
+    assert listing.read_text().splitlines() == [found.group(0)]
     assert "Traceback" not in result.stderr
     # the good job of the sweep still finished
     (good,) = [r for r in (tmp_path / "runs" / "coinrun" / "ppo").iterdir() if r.name.startswith("crp0.1-")]
