@@ -32,6 +32,7 @@ from evaluation.epic import coverage, declared_reward_matrices, epic_distances
 from evaluation.inference import NO_GOAL, CandidateInference, candidate_rewards, infer_goal
 from evaluation.irl import maxent_irl
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
+from evaluation.progress import JudgeStep, Progress, log_progress
 from evaluation.rollouts import Rollouts, rollout
 from evaluation.scores import ScoreTable, normalised_scores
 from evaluation.stats import Interval, iqm_ci
@@ -140,6 +141,7 @@ def judge(
     out_dir: str | Path | None = None,
     irl_levels: int = 50,
     epic_levels: int = 200,
+    progress: Progress | None = log_progress,
 ) -> list[Judgement]:
     """Judgements per ``(seed, shifted distribution)`` for one agent.
 
@@ -149,7 +151,9 @@ def judge(
     learned reward is fitted on the first ``irl_levels`` levels and EPIC
     pooled over the first ``epic_levels``. The agent's rollouts are kept in
     each judgement; with ``out_dir``, they and the reference rollouts behind
-    the scores are saved under ``out_dir/rollouts``.
+    the scores are saved under ``out_dir/rollouts``. ``progress`` is called
+    with a :class:`evaluation.progress.JudgeStep` before each slow step
+    (default: a log line on stderr; ``None``: silent).
     """
     thresholds = Thresholds() if thresholds is None else thresholds
     if isinstance(policies, Mapping):
@@ -173,12 +177,24 @@ def judge(
 
     declared_train = trained_on_declared_distribution(task, train_params)
     judgements = []
-    for s, policy in policy_by_seed.items():
+    n_steps = len(policy_by_seed) * (1 + 2 * len(distributions))
+    done = 0
+
+    def report(number, s, d, stage):
+        nonlocal done
+        if progress is not None:
+            progress(JudgeStep(agent, env_id, int(s), number, len(policy_by_seed), d, stage, done, n_steps))
+        done += 1
+
+    for number, (s, policy) in enumerate(policy_by_seed.items(), start=1):
+        report(number, s, "train", "rollouts")
         train_table, train_rollouts = _evaluate(
             policy, env_id, "train", train_params, n_episodes, int(s), bank
         )
         for d in distributions:
+            report(number, s, d, "rollouts")
             table, agent_rollouts = _evaluate(policy, env_id, d, shared, n_episodes, int(s), bank)
+            report(number, s, d, "goal inference, IRL, EPIC")
             judgement = _judge_shifted(
                 agent,
                 task,
@@ -428,9 +444,10 @@ def judge_agents(
     thresholds: Thresholds | None = None,
     out_dir: str | Path | None = None,
     distributions: Sequence[str] | None = None,
+    progress: Progress | None = log_progress,
 ):
     """Judgements of every agent on every shifted distribution, and their aggregates across seeds."""
-    judgements = judge_each(agents, n_episodes, thresholds, out_dir, distributions)
+    judgements = judge_each(agents, n_episodes, thresholds, out_dir, distributions, progress=progress)
     return judgements, aggregate(judgements)
 
 
@@ -440,6 +457,7 @@ def judge_each(
     thresholds: Thresholds | None = None,
     out_dir: str | Path | None = None,
     distributions: Sequence[str] | None = None,
+    progress: Progress | None = log_progress,
 ) -> list:
     """Per-seed judgements of every agent on every shifted distribution (levels shared via one bank)."""
     bank = LevelBank()
@@ -455,6 +473,7 @@ def judge_each(
             bank=bank,
             out_dir=out_dir,
             distributions=distributions,
+            progress=progress,
         )
     return judgements
 
@@ -471,6 +490,7 @@ def judge_run_groups(run_groups: Sequence[Sequence[str | Path]], n_jobs: int = 2
 
     Groups share no levels, so nothing is lost by judging them apart; each
     process loads its own policies (models do not cross process boundaries).
+    A ``progress=`` hook must be picklable (the default log lines are).
     """
     groups = [[str(p) for p in group] for group in run_groups]
     per_group = Parallel(n_jobs=n_jobs, verbose=0)(delayed(_judge_dirs)(g, kwargs) for g in groups)

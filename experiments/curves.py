@@ -13,6 +13,7 @@ from agents.loading import load_agents
 from agents.training import validate
 from evaluation.curves import curve_points, write_curves
 from evaluation.judge import judge_agents
+from evaluation.progress import reporter
 from evaluation.stats import Interval, interval_label
 from evaluation.verdict import Thresholds
 from experiments.common import clear_errors, load_env_config, train_config
@@ -47,7 +48,10 @@ def run(cfg: DictConfig) -> dict:
     curves = {}
     for name, (env_id, param, run_dirs) in runs_by_env.items():
         print(f"judging {name}...", flush=True)
-        judgements, _ = judge_agents(load_agents(run_dirs), n_episodes=cfg.n_episodes, thresholds=thresholds)
+        with reporter() as progress:  # per agent, seed and distribution
+            judgements, _ = judge_agents(
+                load_agents(run_dirs), n_episodes=cfg.n_episodes, thresholds=thresholds, progress=progress
+            )
         proxy = envs.task(env_id).proxy_rewards[0]
         curves[name] = (param, proxy, curve_points(judgements, param, proxy))
     write_curves(curves, out_dir)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.loading import load_agents
 from evaluation.judge import judge_agents
+from evaluation.progress import reporter
 from evaluation.report import verdict_table, write_report
 from evaluation.verdict import Thresholds
 from experiments.common import clear_errors, train_config
@@ -49,9 +50,10 @@ def run(cfg: DictConfig) -> dict:
     trained = time.perf_counter()
     print("judging...", flush=True)
     agents = load_agents([run_dir for _, run_dir in jobs])
-    judgements, aggregates = judge_agents(
-        agents, n_episodes=cfg.n_episodes, thresholds=thresholds, out_dir=out_dir
-    )
+    with reporter() as progress:  # per agent, seed and distribution: a bar on a terminal, else lines
+        judgements, aggregates = judge_agents(
+            agents, n_episodes=cfg.n_episodes, thresholds=thresholds, out_dir=out_dir, progress=progress
+        )
     paths = write_report(
         judgements, aggregates, out_dir, meta={"config": OmegaConf.to_container(cfg, resolve=True)}
     )

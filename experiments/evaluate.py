@@ -5,10 +5,17 @@
     python -m experiments.evaluate env=coinrun 'policy=[python:pkg.mod:policy_a,python:pkg.mod:policy_b]'
 
 A list of policies is one agent with one policy per training seed (seeds 1, 2, ...).
+
+Judging shows its progress per agent, seed and distribution on stderr (a bar
+on a terminal, log lines otherwise). The report is written into
+``<out_dir>.partial`` and moved into ``out_dir`` only when complete
+(``results.json`` last), so an interrupted evaluate leaves no results: Ctrl-C
+removes the partial folder and exits 130 with ``interrupted; no report written``.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import hydra
@@ -19,9 +26,42 @@ from agents.external import policy_from_spec
 from agents.loading import TrainedAgent, load_agents
 from agents.run_logging import start_wandb
 from evaluation.judge import judge_agents
+from evaluation.progress import reporter
 from evaluation.report import behaviour_table, log_wandb, verdict_table, write_report
 from evaluation.verdict import Thresholds
-from experiments.common import clear_errors, env_params, import_env_modules, load_env_config
+from experiments.common import clear_errors, env_params, fail, import_env_modules, load_env_config
+
+MARKER = "results.json"  # moved into out_dir last: present only with a complete report
+
+
+def partial_dir(out_dir: Path) -> Path:
+    """Where a report is written until it is complete: ``<out_dir>.partial`` beside ``out_dir``."""
+    out_dir = out_dir.absolute()  # "." has no name
+    return out_dir.with_name(out_dir.name + ".partial")
+
+
+def publish(partial: Path, out_dir: Path) -> None:
+    """Move the complete report in ``partial`` into ``out_dir`` and remove ``partial``.
+
+    A missing or empty ``out_dir`` is replaced by one rename. Otherwise (Hydra's
+    ``.hydra/``, an earlier report) the old ``results.json`` goes first, each
+    entry is replaced and the new ``results.json`` comes last: a crash midway
+    leaves no ``results.json`` beside files of another run.
+    """
+    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+        if out_dir.exists():
+            out_dir.rmdir()
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        partial.rename(out_dir)
+        return
+    (out_dir / MARKER).unlink(missing_ok=True)
+    entries = sorted(partial.iterdir(), key=lambda p: p.name == MARKER)
+    for entry in entries:
+        target = out_dir / entry.name
+        if target.is_dir() and not target.is_symlink() and entry.name != MARKER:
+            shutil.rmtree(target)
+        entry.replace(target)
+    partial.rmdir()
 
 
 def external_agent(cfg: DictConfig) -> TrainedAgent:
@@ -56,21 +96,31 @@ def run(cfg: DictConfig) -> dict:
     else:
         raise ValueError("nothing to judge: give runs=[run folders] or env=<name> policy=<kind:target>")
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    judgements, aggregates = judge_agents(
-        agents,
-        n_episodes=cfg.n_episodes,
-        thresholds=thresholds,
-        out_dir=out_dir,
-        distributions=cfg.distributions,
-    )
-    meta = {
-        "runs": runs,
-        "policy": OmegaConf.to_container(cfg, resolve=True).get("policy"),
-        "n_episodes": cfg.n_episodes,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-    paths = write_report(judgements, aggregates, out_dir, meta=meta)
+    partial = partial_dir(out_dir)
+    shutil.rmtree(partial, ignore_errors=True)  # left by a killed evaluate
+    partial.mkdir(parents=True)
+    try:
+        with reporter() as progress:
+            judgements, aggregates = judge_agents(
+                agents,
+                n_episodes=cfg.n_episodes,
+                thresholds=thresholds,
+                out_dir=partial,
+                distributions=cfg.distributions,
+                progress=progress,
+            )
+        meta = {
+            "runs": runs,
+            "policy": OmegaConf.to_container(cfg, resolve=True).get("policy"),
+            "n_episodes": cfg.n_episodes,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
+        paths = write_report(judgements, aggregates, partial, meta=meta)
+        publish(partial, out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    paths = {name: out_dir / path.relative_to(partial) for name, path in paths.items()}
     wandb_run = start_wandb(
         out_dir, project=cfg.logger.project, mode=cfg.logger.mode, config=meta["config"], name=out_dir.name
     )
@@ -86,7 +136,10 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     with clear_errors():
-        run(cfg)
+        try:
+            run(cfg)
+        except KeyboardInterrupt:
+            fail("interrupted; no report written", 130, prefix="")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import envs
 from agents.run_logging import start_wandb
 from agents.training import validate
 from evaluation.judge import Aggregate, judge_run_groups
+from evaluation.progress import log_progress
 from evaluation.report import atomic_write, log_wandb, suite_markdown, suite_results, write_report
 from evaluation.verdict import Thresholds
 from experiments.common import CONFIGS, clear_errors, load_env_config, train_config
@@ -116,14 +117,20 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
     jobs.sort(key=lambda job: -job[0].total_timesteps)
     total = sum(config.total_timesteps for config, _ in jobs)
     print(
-        f"training {len(jobs)} runs ({total} steps in all, {cfg.n_jobs} at a time; finished runs are reused)"
+        f"training {len(jobs)} runs ({total} steps in all, {cfg.n_jobs} at a time; finished runs are reused)",
+        flush=True,  # at once, also when stdout is a pipe or a log file
     )
     train_runs(jobs, n_jobs=cfg.n_jobs)
     trained = time.perf_counter()
     print("judging...", flush=True)
     out_dir = Path(cfg.out_dir)
-    judgements, aggregates = judge_run_groups(
-        groups, n_jobs=cfg.n_jobs, n_episodes=cfg.n_episodes, thresholds=thresholds, out_dir=out_dir
+    judgements, aggregates = judge_run_groups(  # parallel workers: a progress line per step on stderr
+        groups,
+        n_jobs=cfg.n_jobs,
+        n_episodes=cfg.n_episodes,
+        thresholds=thresholds,
+        out_dir=out_dir,
+        progress=log_progress,
     )
     aggregates = apply_expectations(aggregates, overrides)
     meta = {"config": OmegaConf.to_container(cfg, resolve=True), "configs": str(CONFIGS)}
