@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import envs
 from agents.loading import load_agents
-from agents.training import validate
+from agents.training import run_name, validate
 from evaluation.curves import curve_points, write_curves
 from evaluation.judge import judge_agents
 from evaluation.progress import reporter
@@ -39,7 +39,7 @@ def run(cfg: DictConfig) -> dict:
             for seed in cfg.seeds:
                 config = train_config(base, seed=int(seed), env_overrides={spec.param: value})
                 validate(config)  # every run checked before the first one starts
-                run_dir = Path(cfg.runs_dir) / name / f"{spec.param}{value}-seed{seed}"
+                run_dir = Path(cfg.runs_dir) / name / run_name(f"{spec.param}{value}", config)
                 jobs.append((config, run_dir))
                 runs_by_env[name][2].append(run_dir)
     print(f"training {len(jobs)} runs ({cfg.n_jobs} at a time; finished runs are reused)", flush=True)

@@ -14,6 +14,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from agents.loading import load_agents
+from agents.training import run_name
 from evaluation.judge import judge_agents
 from evaluation.progress import reporter
 from evaluation.report import verdict_table, write_report
@@ -31,7 +32,7 @@ def run(cfg: DictConfig) -> dict:
         for prob, steps in cfg.agents.items():
             config = train_config(cfg, seed=seed, env_overrides={"coin_random_prob": float(prob)})
             config.total_timesteps = int(steps)
-            jobs.append((config, out_dir / "runs" / f"crp{float(prob)}-seed{seed}"))
+            jobs.append((config, out_dir / "runs" / run_name(f"crp{float(prob)}", config)))
     if not jobs:
         raise ValueError("demo: no runs (agents or seeds is empty)")
     jobs.sort(key=lambda job: -job[0].total_timesteps)  # longest first: the parallel workers finish together

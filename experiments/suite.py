@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import envs
 from agents.run_logging import start_wandb
-from agents.training import validate
+from agents.training import run_name, validate
 from evaluation.judge import Aggregate, judge_run_groups
 from evaluation.progress import log_progress
 from evaluation.report import atomic_write, log_wandb, suite_markdown, suite_results, write_report
@@ -112,7 +112,7 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
         for seed in cfg.seeds:
             config = train_config(run_cfg, seed=int(seed))
             validate(config)  # every run checked before the first one starts
-            jobs.append((config, Path(cfg.runs_dir) / name / f"{env_cfg.tag}-seed{seed}"))
+            jobs.append((config, Path(cfg.runs_dir) / name / run_name(str(env_cfg.tag), config)))
             groups[-1].append(jobs[-1][1])
     jobs.sort(key=lambda job: -job[0].total_timesteps)
     total = sum(config.total_timesteps for config, _ in jobs)
