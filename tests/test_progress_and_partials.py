@@ -88,12 +88,12 @@ def test_evaluate_logs_progress_per_agent_seed_and_distribution(runs, tmp_path):
 
 def test_ctrl_c_during_judging_leaves_no_report(runs, tmp_path):
     out = tmp_path / "report"
-    proc = _evaluate(f"runs=[{runs[0]},{runs[1]}]", f"out_dir={out}", "n_episodes=200")
+    proc = _evaluate(f"runs=[{runs[0]},{runs[1]}]", f"out_dir={out}", "n_episodes=1000")
     seen = []
     deadline = time.monotonic() + 240
-    for line in proc.stderr:  # wait until the judging is under way, then press Ctrl-C
+    for line in proc.stderr:  # wait until the judging is under way (its first step), then press Ctrl-C
         seen.append(line)
-        if line.startswith("judging ") and "(goal inference" in line:
+        if line.startswith("judging ") and "(rollouts)" in line:
             break
         assert time.monotonic() < deadline, "".join(seen)
     assert partial_dir(out).is_dir()  # rollouts are being written there, not into out_dir
