@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(PY) -m experiments.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m 'not slow and not slurm'
+	$(PY) -m pytest -q -n 2 --dist loadfile -m 'not slow and not slurm'
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
