@@ -47,10 +47,16 @@ def runs(tmp_path_factory) -> list[Path]:
     return [root / "s1", root / "s2"]
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as on a terminal: a runner started in the background (nohup, CI) passes SIGINT on ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _evaluate(*overrides: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "experiments.evaluate", *overrides],
         cwd=ROOT,
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
