@@ -131,16 +131,16 @@ def declared_reward_matrices(cov: LevelCoverage) -> dict[str, np.ndarray]:
     position[cov.states] = np.arange(n)
     source = np.repeat(np.arange(model.num_states), model.num_actions)
     target = model.next_state.ravel()
+    counts = np.bincount(target, minlength=model.num_states)
+    realised = (position[source] >= 0) & (position[target] >= 0)
+    rows, cols = position[source[realised]], position[target[realised]]
     result = {}
     for name, table in model.rewards.items():
         values = table.ravel()
-        entering = np.zeros(model.num_states)
-        counts = np.bincount(target, minlength=model.num_states)
-        np.add.at(entering, target, values)
+        entering = np.bincount(target, weights=values, minlength=model.num_states)
         entering = np.divide(entering, counts, out=np.zeros_like(entering), where=counts > 0)
         matrix = np.tile(entering[cov.states][None, :], (n, 1))
-        realised = (position[source] >= 0) & (position[target] >= 0)
-        matrix[position[source[realised]], position[target[realised]]] = values[realised]
+        matrix[rows, cols] = values[realised]
         result[name] = matrix
     return result
 

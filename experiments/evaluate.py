@@ -69,14 +69,14 @@ def external_agent(cfg: DictConfig) -> TrainedAgent:
     if cfg.get("env") is None:
         raise ValueError("policy= needs env=<name> (the env the policy acts in and its training params)")
     env_cfg = load_env_config(cfg.env.name) if "id" not in cfg.env else cfg.env
-    import_env_modules(cfg)
     specs = [cfg.policy] if isinstance(cfg.policy, str) else list(cfg.policy)
     if not specs:
         raise ValueError("policy= is an empty list")
     name = cfg.get("agent_name") or (specs[0] if len(specs) == 1 else "external")
     policies = {seed: policy_from_spec(str(spec), name=name) for seed, spec in enumerate(specs, start=1)}
-    envs.task(env_cfg.id).resolve_params("train", env_params(env_cfg))
-    return TrainedAgent(name, env_cfg.id, env_params(env_cfg), policies, {})
+    train_params = env_params(env_cfg)
+    envs.task(env_cfg.id).resolve_params("train", train_params)
+    return TrainedAgent(name, env_cfg.id, train_params, policies, {})
 
 
 def run(cfg: DictConfig) -> dict:
