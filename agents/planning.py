@@ -8,12 +8,21 @@ every action in one batched ``step``. Value iteration on that model gives
 ``Q*`` for every declared reward at once, which the optimal planner, the
 normalised score and reward inference all share. :class:`LevelSolver` keeps
 each solved :class:`Level`, keyed by ``(env, resolved params, level seed)``.
+
+Scores normalise *undiscounted* returns within the env's step limit, so the
+reference optimum is that quantity's optimum, not the discounted one's:
+:func:`finite_horizon_values` computes it by backward induction over the
+``max_steps`` steps from the level's start. Where the discounted greedy plan
+already reaches it (the limit cannot bind), the planner keeps that cheap,
+stationary plan; where it does not (a hoarder's keys, a shield detour that
+runs out of time), the level keeps its time-indexed values and the planner
+acts on them (:meth:`Level.q_at`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -164,6 +173,35 @@ def _greedy_policy_values(
     return values
 
 
+def finite_horizon_values(model: TabularModel, rewards: np.ndarray, horizon: int) -> np.ndarray:
+    """``V_t(s)`` for ``t = 0..horizon``: the best undiscounted return in ``horizon - t`` steps; ``(K, T+1, S)``.
+
+    ``V_T = 0``; ``V_t(s) = max_a r(s, a) + [not terminal] V_{t+1}(s')``.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    cont = ~model.terminal
+    values = np.zeros((rewards.shape[0], horizon + 1, model.num_states))
+    for t in range(horizon - 1, -1, -1):
+        values[:, t] = (rewards + cont[None] * values[:, t + 1][:, model.next_state]).max(axis=2)
+    return values
+
+
+def stationary_return(model: TabularModel, reward: np.ndarray, actions: np.ndarray, horizon: int) -> float:
+    """Undiscounted return within ``horizon`` steps from the start of the plan ``actions[s]``."""
+    s, total = model.start, 0.0
+    for _ in range(horizon):
+        a = actions[s]
+        total += reward[s, a]
+        if model.terminal[s, a]:
+            break
+        s = model.next_state[s, a]
+    return float(total)
+
+
+# Relative tolerance under which a stationary plan counts as reaching the finite-horizon optimum.
+OPTIMUM_TOLERANCE = 1e-9
+
+
 def greedy_actions(q: np.ndarray) -> np.ndarray:
     """Optimal action per state (lowest index among ties, so plans are reproducible)."""
     return q.argmax(axis=-1)
@@ -176,7 +214,13 @@ def params_key(env_id: str, params: dict) -> str:
 
 @dataclass
 class Level:
-    """One solved level: a 1-row batch holding it, its model, ``Q*`` per reward, a state index."""
+    """One solved level: a 1-row batch holding it, its model, ``Q*`` per reward, a state index.
+
+    ``q`` is the discounted, time-free ``Q*`` (goal inference, IRL and EPIC
+    use it); ``optimum`` the best undiscounted return within ``horizon``
+    steps from the start, per reward; ``horizon_values`` the time-indexed
+    values ``V_t`` of the rewards whose discounted plan falls short of it.
+    """
 
     core: LevelBatch
     model: TabularModel
@@ -185,6 +229,27 @@ class Level:
     order: np.ndarray  # model index of each sorted code
     radix: np.ndarray
     low: np.ndarray
+    horizon: int = 0
+    optimum: dict[str, float] = field(default_factory=dict)
+    horizon_values: dict[str, np.ndarray] = field(default_factory=dict)  # reward -> (T+1, S)
+
+    def q_at(self, reward: str, index: int, t: int) -> np.ndarray:
+        """Action values ``(A,)`` of the optimal plan for the scored return, in state ``index`` at step ``t``.
+
+        Where the limit binds, the actions optimal for the steps left come
+        first and ``Q*`` orders them (ties broken as the discounted planner
+        would); elsewhere it is ``Q*`` itself.
+        """
+        q = self.q[reward][index]
+        values = self.horizon_values.get(reward)
+        if values is None:
+            return q
+        t = min(max(int(t), 0), self.horizon - 1)
+        model = self.model
+        left = model.rewards[reward][index] + ~model.terminal[index] * values[t + 1][model.next_state[index]]
+        best = left >= left.max() - OPTIMUM_TOLERANCE * max(1.0, abs(left.max()))
+        spread = float(q.max() - q.min()) + 1.0
+        return np.where(best, q, q - 2.0 * spread)
 
     def index_of(self, states: np.ndarray) -> np.ndarray:
         """Model indices of ``states`` (n, state_dim), vectorised; every state must be in the model."""
@@ -210,7 +275,27 @@ def solve_level(core: LevelBatch, row: int, gamma: float) -> Level:
     radix = np.concatenate([np.cumprod(span[::-1])[::-1][1:], [1]]).astype(np.int64)
     codes = (model.states - low) @ radix
     order = np.argsort(codes)
-    return Level(single, model, dict(zip(names, q, strict=True)), codes[order], order, radix, low)
+    horizon = int(core.max_steps)
+    rewards = np.stack([model.rewards[n] for n in names])
+    values = finite_horizon_values(model, rewards, horizon)
+    optimum, horizon_values = {}, {}
+    for k, name in enumerate(names):
+        optimum[name] = float(values[k, 0, model.start])
+        reached = stationary_return(model, rewards[k], greedy_actions(q[k]), horizon)
+        if reached < optimum[name] - OPTIMUM_TOLERANCE * max(1.0, abs(optimum[name])):
+            horizon_values[name] = values[k]
+    return Level(
+        single,
+        model,
+        dict(zip(names, q, strict=True)),
+        codes[order],
+        order,
+        radix,
+        low,
+        horizon=horizon,
+        optimum=optimum,
+        horizon_values=horizon_values,
+    )
 
 
 class LevelSolver:
@@ -241,11 +326,20 @@ class LevelSolver:
         states = core.get_states()
         return np.array([lv.index_of(states[i : i + 1])[0] for i, lv in enumerate(self.row_levels(core))])
 
-    def q_values(self, core: LevelBatch, reward: str) -> np.ndarray:
-        """``(B, A)`` optimal action values of every row's current state under ``reward``."""
+    def q_values(self, core: LevelBatch, reward: str, t: int | np.ndarray | None = None) -> np.ndarray:
+        """``(B, A)`` action values of every row's current state under ``reward``.
+
+        ``t=None``: the discounted ``Q*``. With the episode's step ``t`` (one
+        for all rows, or one per row): values whose argmax is optimal for the
+        scored, time-limited return (:meth:`Level.q_at`).
+        """
         states = core.get_states()
         levels = self.row_levels(core)
-        return np.stack([lv.q[reward][lv.index_of(states[i : i + 1])[0]] for i, lv in enumerate(levels)])
+        index = [lv.index_of(states[i : i + 1])[0] for i, lv in enumerate(levels)]
+        if t is None:
+            return np.stack([lv.q[reward][s] for lv, s in zip(levels, index, strict=True)])
+        steps = np.broadcast_to(np.asarray(t), (len(levels),))
+        return np.stack([lv.q_at(reward, s, k) for lv, s, k in zip(levels, index, steps, strict=True)])
 
 
 ParamsKeyedSolver = LevelSolver  # old name, kept for existing code

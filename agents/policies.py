@@ -45,9 +45,13 @@ class UniformRandomPolicy(Policy):
 class PlannerPolicy(Policy):
     """Optimal for one declared reward; Boltzmann-rational when ``beta`` is set.
 
-    ``beta=None`` acts greedily (lowest action index among ties); otherwise
-    ``P(a|s) ∝ exp(beta * Q*(s, a))``, the synthetic agent of known goal that
-    the judge is validated on.
+    ``beta=None`` maximises the scored quantity, the undiscounted return
+    within the env's step limit: it reads each row's step in the episode
+    from the batch's ``steps`` (or counts its calls since :meth:`bind`: a
+    rollout plays one episode per row, all started together) and acts on
+    time-indexed values where the limit binds (lowest action index among
+    ties). Otherwise ``P(a|s) ∝ exp(beta * Q*(s, a))`` on the
+    discounted ``Q*``: the stationary, synthetic agent of known goal.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class PlannerPolicy(Policy):
         self.rng = np.random.default_rng(seed)
         self.name = f"opt_{reward}" if beta is None else f"boltzmann_{reward}_b{beta:g}"
         self.batch: LevelBatch | None = None
+        self.steps = 0
 
     def bind(self, batch):
         if self.reward not in batch.reward_names:
@@ -67,13 +72,17 @@ class PlannerPolicy(Policy):
             )
         require_exact(batch)
         self.batch = batch
+        self.steps = 0
 
     def act(self, obs):
         if self.batch is None:
             raise ValueError(f"{self.name}: a planner acts on a bound batch (rollouts bind it)")
-        q = self.solver.q_values(self.batch, self.reward)
         if self.beta is None:
-            return q.argmax(axis=1)
+            self.steps += 1
+            t = getattr(self.batch, "steps", None)
+            t = self.steps - 1 if not isinstance(t, np.ndarray) else t
+            return self.solver.q_values(self.batch, self.reward, t=t).argmax(axis=1)
+        q = self.solver.q_values(self.batch, self.reward)
         logits = self.beta * (q - q.max(axis=1, keepdims=True))
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
