@@ -1,5 +1,8 @@
 """Shift curves (Langosco et al. 2022): how generalization varies with a training parameter.
 
+A curve is a small seed-distribution study (:mod:`evaluation.study`) drawn
+as two lines; its points are made from the study's per-seed rows.
+
 For each value of a training-distribution parameter (CoinRun
 ``coin_random_prob``, Maze ``cheese_region``) the judged agents give, on the
 shifted distribution, the intended-reward success rate and the posterior of
@@ -19,31 +22,31 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.judge import Judgement
 from evaluation.report import _figure_bytes, atomic_write
 from evaluation.stats import interval_label, iqm_ci
 
 
-def curve_points(judgements: Sequence[Judgement], param: str, proxy: str) -> list[dict]:
-    """One point per parameter value: intended success and proxy posterior on the shifted distribution."""
-    by_value: dict[float, list[Judgement]] = defaultdict(list)
-    for j in judgements:
-        by_value[j.rollouts["train"].params[param]].append(j)
+def curve_points(rows: Sequence[dict], param: str, proxy: str) -> list[dict]:
+    """One point per parameter value from a study's per-seed rows (:func:`evaluation.study.seed_row`):
+    intended success and proxy posterior on the shifted distribution, train success, verdicts."""
+    by_value: dict[object, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_value[r["value"]].append(r)
     points = []
     for value in sorted(by_value, key=lambda v: (v is None, v)):
         group = by_value[value]
-        success = np.array([j.shifted.success["intended"] for j in group])
-        posterior = np.array([j.inference.posterior.get(proxy, np.nan) for j in group])
-        train_success = np.array([j.scores["train"].success["specified"] for j in group])
-        s, p, t = iqm_ci(success), iqm_ci(posterior), iqm_ci(train_success)
+
+        def interval(key, group=group):
+            return iqm_ci(np.array([r.get(key, np.nan) for r in group], dtype=np.float64)).to_dict()
+
         points.append(
             {
                 param: value,
-                "seeds": [j.seed for j in group],
-                "test_intended_success": s.to_dict(),
-                f"posterior_{proxy}": p.to_dict(),
-                "train_specified_success": t.to_dict(),
-                "verdicts": {str(j.seed): j.verdict for j in group},
+                "seeds": [r["seed"] for r in group],
+                "test_intended_success": interval("success_intended"),
+                f"posterior_{proxy}": interval(f"posterior_{proxy}"),
+                "train_specified_success": interval("success_specified_train"),
+                "verdicts": {str(r["seed"]): r["verdict"] for r in group},
             }
         )
     return points

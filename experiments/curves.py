@@ -1,4 +1,5 @@
-"""Shift curves: ``python -m experiments.curves`` (see configs/curves.yaml)."""
+"""Shift curves: ``python -m experiments.curves`` (see configs/curves.yaml); each curve is a small
+seed-distribution study (:mod:`evaluation.study`) over every env listed."""
 
 from __future__ import annotations
 
@@ -9,12 +10,10 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import envs
-from agents.loading import load_agents
 from agents.training import run_name, validate
 from evaluation.curves import curve_points, write_curves
-from evaluation.judge import judge_agents
-from evaluation.progress import reporter
 from evaluation.stats import Interval, interval_label
+from evaluation.study import StudyPoint, judge_study, seed_row
 from evaluation.verdict import Thresholds
 from experiments.common import clear_errors, load_env_config, train_config
 from experiments.pipeline import train_runs
@@ -36,24 +35,32 @@ def run(cfg: DictConfig) -> dict:
         )
         runs_by_env[name] = (env_cfg.id, spec.param, [])
         for value in spec["values"]:
+            point = None
             for seed in cfg.seeds:
                 config = train_config(base, seed=int(seed), env_overrides={spec.param: value})
                 validate(config)  # every run checked before the first one starts
                 run_dir = Path(cfg.runs_dir) / name / run_name(f"{spec.param}{value}", config)
                 jobs.append((config, run_dir))
-                runs_by_env[name][2].append(run_dir)
+                point = point or StudyPoint(value, dict(config.env_params))
+                point.run_dirs[int(seed)] = run_dir
+            runs_by_env[name][2].append(point)
     print(f"training {len(jobs)} runs ({cfg.n_jobs} at a time; finished runs are reused)", flush=True)
     train_runs(jobs, n_jobs=cfg.n_jobs)
     out_dir = Path(cfg.out_dir)
     curves = {}
-    for name, (env_id, param, run_dirs) in runs_by_env.items():
+    for name, (env_id, param, points) in runs_by_env.items():
         print(f"judging {name}...", flush=True)
-        with reporter() as progress:  # per agent, seed and distribution
-            judgements, _ = judge_agents(
-                load_agents(run_dirs), n_episodes=cfg.n_episodes, thresholds=thresholds, progress=progress
-            )
+        judged = judge_study(
+            env_id,
+            cfg.agent.algo,
+            points,
+            n_jobs=cfg.n_jobs,
+            n_episodes=cfg.n_episodes,
+            thresholds=thresholds,
+        )
+        rows = [seed_row(param, points[index], j) for index, j in judged]
         proxy = envs.task(env_id).proxy_rewards[0]
-        curves[name] = (param, proxy, curve_points(judgements, param, proxy))
+        curves[name] = (param, proxy, curve_points(rows, param, proxy))
     write_curves(curves, out_dir)
     for name, (param, proxy, points) in curves.items():
         shown = [p[m] for p in points for m in ("test_intended_success", f"posterior_{proxy}")]
