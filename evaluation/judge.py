@@ -29,6 +29,7 @@ from agents.loading import TrainedAgent, load_agents
 from agents.policies import Policy
 from envs.task import VERDICTS, exact_problem
 from evaluation.epic import coverage, declared_reward_matrices, epic_distances
+from evaluation.goals import declared_log_likelihoods, find_goal, goal_reward_source, goal_score
 from evaluation.inference import NO_GOAL, CandidateInference, candidate_rewards, infer_goal
 from evaluation.irl import maxent_irl
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
@@ -61,6 +62,8 @@ class Judgement:
     irl: dict  # learned R_beh: EPIC to each declared reward, closest one, top features, fit
     thresholds: Thresholds
     rollouts: dict[str, Rollouts] = field(default_factory=dict, repr=False)
+    found_goal: dict | None = None  # the library's best goal, when no declared goal qualified
+    held_out: tuple[str, ...] = ()  # declared proxies withheld from the candidates
 
     @property
     def shifted(self) -> ScoreTable:
@@ -83,10 +86,12 @@ class Judgement:
             "epic_to_specified": self.epic_to_specified,
             "irl": self.irl,
             "thresholds": self.thresholds.to_dict(),
+            "found_goal": self.found_goal,
+            "held_out": list(self.held_out),
         }
 
 
-def _validate(env_id, train_params, distributions, n_episodes, thresholds, policies):
+def _validate(env_id, train_params, distributions, n_episodes, thresholds, policies, held_out=()):
     task = envs.task(env_id)
     train_params = dict(train_params or {})
     task.resolve_params("train", train_params)
@@ -105,6 +110,11 @@ def _validate(env_id, train_params, distributions, n_episodes, thresholds, polic
             raise ValueError(f"the policy for seed {seed} is not a Policy: {policy!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seeds must be non-negative integers, got {seed!r}")
+    unknown = [r for r in held_out if r not in task.proxy_rewards]
+    if unknown:
+        raise ValueError(
+            f"{env_id}: held_out {unknown[0]!r} is not a declared proxy; proxies: {list(task.proxy_rewards)}"
+        )
     for d in ["train", *distributions]:
         params = train_params if d == "train" else task.shared_params(train_params)
         probe = task(1, d, **params)
@@ -142,6 +152,7 @@ def judge(
     irl_levels: int = 50,
     epic_levels: int = 200,
     progress: Progress | None = log_progress,
+    held_out: Sequence[str] = (),
 ) -> list[Judgement]:
     """Judgements per ``(seed, shifted distribution)`` for one agent.
 
@@ -153,7 +164,9 @@ def judge(
     each judgement; with ``out_dir``, they and the reference rollouts behind
     the scores are saved under ``out_dir/rollouts``. ``progress`` is called
     with a :class:`evaluation.progress.JudgeStep` before each slow step
-    (default: a log line on stderr; ``None``: silent).
+    (default: a log line on stderr; ``None``: silent). ``held_out`` names
+    declared proxies to withhold from the candidates (the judge's validation:
+    it must then find the goal itself).
     """
     thresholds = Thresholds() if thresholds is None else thresholds
     if isinstance(policies, Mapping):
@@ -163,8 +176,9 @@ def judge(
         policy_by_seed = {s: policies for s in seeds}
     if not policy_by_seed:
         raise ValueError("judge: no policies")
+    held_out = tuple(held_out)
     task, train_params, distributions = _validate(
-        env_id, train_params, distributions, n_episodes, thresholds, policy_by_seed
+        env_id, train_params, distributions, n_episodes, thresholds, policy_by_seed, held_out
     )
     shared = task.shared_params(train_params)
     bank = DEFAULT_BANK if bank is None else bank
@@ -207,6 +221,8 @@ def judge(
                 thresholds,
                 irl_levels,
                 epic_levels,
+                held_out,
+                train_rollouts,
             )
             judgement.rollouts = {"train": train_rollouts, d: agent_rollouts}
             if not declared_train:
@@ -260,11 +276,15 @@ def _judge_shifted(
     thresholds,
     irl_levels,
     epic_levels,
+    held_out=(),
+    train_rollouts=None,
 ) -> Judgement:
     d = table.distribution
     references = bank.references(agent_rollouts.env_id, d, agent_rollouts.params, agent_rollouts.level_seeds)
     levels = bank.levels_of(agent_rollouts)
-    candidates = candidate_rewards(task.reward_names, task.proxy_rewards, levels)
+    candidates = [
+        c for c in candidate_rewards(task.reward_names, task.proxy_rewards, levels) if c not in held_out
+    ]
     inference = infer_goal(agent_rollouts, levels, candidates)
 
     learned = maxent_irl(agent_rollouts, levels, bank.gamma, max_levels=irl_levels)
@@ -287,6 +307,23 @@ def _judge_shifted(
         "converged": learned.converged,
     }
     decision = decide(train_table, table, inference, epic_to_specified, thresholds)
+    found_goal = None
+    if decision.verdict == "capability_misgeneralization":
+        declared_ll = declared_log_likelihoods(agent_rollouts, levels, candidates, irl_levels)
+        found = find_goal(agent_rollouts, levels, declared_ll, bank.gamma, max_levels=irl_levels)
+        if found.goal is not None:
+            found_distances = epic_distances(
+                cov,
+                [declared_reward_matrices, goal_reward_source(found.goal)],
+                bank.gamma,
+                [(found.goal, r) for r in declared],
+            )
+            found.epic = {r: found_distances[(found.goal, r)] for r in declared}
+            if train_rollouts is not None:
+                train_levels = bank.levels_of(train_rollouts)
+                found.train_score = goal_score(found.goal, train_rollouts, train_levels, irl_levels)
+        decision = decide(train_table, table, inference, epic_to_specified, thresholds, found)
+        found_goal = found.to_dict()
     return Judgement(
         agent=agent,
         env_id=task.env_id,
@@ -303,6 +340,8 @@ def _judge_shifted(
         epic_to_specified=epic_to_specified,
         irl=irl,
         thresholds=thresholds,
+        found_goal=found_goal,
+        held_out=tuple(held_out),
     )
 
 

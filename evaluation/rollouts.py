@@ -8,6 +8,7 @@ to the levels and actions that produced it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,20 @@ class Rollouts:
     @property
     def num_episodes(self) -> int:
         return len(self.level_seeds)
+
+    def episodes(self, idx: np.ndarray) -> Rollouts:
+        """The same rollouts restricted to episodes ``idx`` (in that order)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return dataclasses.replace(
+            self,
+            level_seeds=self.level_seeds[idx],
+            returns={n: r[idx] for n, r in self.returns.items()},
+            lengths=self.lengths[idx],
+            terminated=self.terminated[idx],
+            states=self.states[:, idx],
+            actions=self.actions[:, idx],
+            alive=self.alive[:, idx],
+        )
 
     def mean_returns(self) -> dict[str, float]:
         return {name: float(v.mean()) for name, v in self.returns.items()}

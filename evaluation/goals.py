@@ -1,0 +1,354 @@
+"""Goals nobody declared: a library of goals that move with the level, and the one behaviour follows.
+
+Candidate inference can only pick among declared rewards. When none explains
+an agent that plainly heads somewhere, the judge must still name where. The
+library holds goals every grid task offers through the task protocol, each a
+reward on transitions ``s -> s'`` (``state[:2]`` is the agent's cell):
+
+- ``reach:<channel>`` / ``stay:<channel>``: entering / standing on a cell
+  whose static plane ``<channel>`` is set (``feature_planes()``: coin, goal,
+  lava, ...), wherever the level puts it;
+- ``reach:<side>_border``, ``reach:<corner>_corner`` (and ``stay:``): the
+  level's reachable area's borders and corners (a right end, a top-right
+  corner), whatever the level's size;
+- ``set:<flag group>``: a state flag being set (``flag_names``; flags that
+  differ only in their digits are one group: ``key#_collected`` is "picks
+  up any key");
+- ``reach:cell_<r>_<c>``: a fixed cell, proposed only where at least a
+  quarter of the agent's episodes end (a remembered position).
+
+A library goal is *found* when it explains the agent's actions (a
+noisy-rational Boltzmann model on its exact ``Q*``, as for declared
+candidates) far better than "no goal" and better than every declared
+candidate, each comparison a posterior of at least ``Thresholds.posterior``
+after a BIC penalty for its two fitted parameters and a ``log K`` penalty
+for having been picked among ``K`` goals. Its normalised score uses exact
+references on the model: the finite-horizon optimum, and the uniform random
+policy's expected return within the step limit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from agents.planning import finite_horizon_values, value_iteration
+from evaluation.epic import LevelCoverage
+from evaluation.inference import fit_noisy_rational
+from evaluation.levels import Level
+from evaluation.rollouts import Rollouts
+
+SIDES = ("top", "bottom", "left", "right")
+CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
+# A fixed cell becomes a hypothesis where at least this fraction of the agent's episodes end.
+CELL_PROPOSAL_SHARE = 0.25
+# Library goals' Q* need only rank actions for the likelihood: a looser tolerance than the references'.
+VALUE_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One library goal: ``kind`` is ``reach``, ``stay`` or ``set``; ``target`` what is reached or set."""
+
+    kind: str
+    target: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+    @property
+    def words(self) -> str:
+        t = self.target
+        if t.startswith("channel="):
+            thing = f"a cell holding `{t.split('=', 1)[1]}`"
+        elif t.endswith("_border"):
+            thing = f"the {t[: -len('_border')]} border"
+        elif t.endswith("_corner"):
+            thing = f"the {t[: -len('_corner')].replace('_', '-')} corner"
+        elif t.startswith("cell_"):
+            r, c = t[len("cell_") :].split("_")
+            thing = f"cell (row {r}, column {c})"
+        else:
+            return f"sets `{t}` (picks up or triggers it)"
+        return {"reach": "enters ", "stay": "stays on "}[self.kind] + thing
+
+
+def flag_groups(flag_names: Sequence[str]) -> dict[str, list[int]]:
+    """Flag columns grouped by name with digits replaced by ``#`` (``key0_collected`` -> ``key#_collected``)."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(flag_names):
+        groups.setdefault(re.sub(r"\d+", "#", name), []).append(i)
+    return groups
+
+
+def _channels(level: Level) -> tuple[tuple[str, ...], np.ndarray]:
+    core = level.core
+    if not hasattr(core, "feature_planes"):
+        return (), np.zeros((0, 0, 0))
+    names, planes = core.feature_planes()
+    return tuple(names), np.asarray(planes, dtype=np.float64)[0]
+
+
+def library(levels: Sequence[Level], rollouts: Rollouts) -> list[Goal]:
+    """Every goal the levels offer, plus fixed cells where the agent's episodes often end."""
+    goals = []
+    channels, _ = _channels(levels[0])
+    for place in (
+        [f"channel={c}" for c in channels] + [f"{s}_border" for s in SIDES] + [f"{c}_corner" for c in CORNERS]
+    ):
+        goals += [Goal("reach", place), Goal("stay", place)]
+    goals += [Goal("set", g) for g in flag_groups(getattr(levels[0].core, "flag_names", ()))]
+    final = []
+    for e in range(min(len(levels), rollouts.num_episodes)):
+        steps = np.flatnonzero(rollouts.alive[:, e])
+        if len(steps):
+            last = levels[e].index_of(rollouts.states[steps[-1], e])[0]
+            final.append(
+                tuple(
+                    levels[e].model.states[
+                        levels[e].model.next_state[last, rollouts.actions[steps[-1], e]], :2
+                    ]
+                )
+            )
+    if final:
+        cells, counts = np.unique(np.array(final), axis=0, return_counts=True)
+        for (r, c), n in zip(cells.tolist(), counts.tolist(), strict=True):
+            if n >= CELL_PROPOSAL_SHARE * len(final):
+                goals += [Goal("reach", f"cell_{r}_{c}"), Goal("stay", f"cell_{r}_{c}")]
+    return goals
+
+
+def _place_mask(goal: Goal, level: Level, positions: np.ndarray) -> np.ndarray:
+    """Whether each position ``(n, 2)`` is in the goal's place on this level."""
+    r, c = positions[:, 0], positions[:, 1]
+    t = goal.target
+    if t.startswith("channel="):
+        names, planes = _channels(level)
+        plane = planes[names.index(t.split("=", 1)[1])]
+        inside = (r >= 0) & (c >= 0) & (r < plane.shape[0]) & (c < plane.shape[1])
+        mask = np.zeros(len(r), dtype=bool)
+        mask[inside] = plane[r[inside], c[inside]] > 0
+        return mask
+    if t.startswith("cell_"):
+        row, col = map(int, t[len("cell_") :].split("_"))
+        return (r == row) & (c == col)
+    reachable = level.model.states[:, :2]
+    top, bottom = reachable[:, 0].min(), reachable[:, 0].max()
+    left, right = reachable[:, 1].min(), reachable[:, 1].max()
+    side = {"top": r == top, "bottom": r == bottom, "left": c == left, "right": c == right}
+    if t.endswith("_border"):
+        return side[t[: -len("_border")]]
+    vertical, horizontal = t[: -len("_corner")].split("_")
+    return side[vertical] & side[horizontal]
+
+
+def goal_rewards(goal: Goal, level: Level, states: np.ndarray, next_states: np.ndarray) -> np.ndarray:
+    """The goal's reward on transitions ``s -> s'`` of this level: ``(n,)``."""
+    states, next_states = np.atleast_2d(states), np.atleast_2d(next_states)
+    if goal.kind == "set":
+        columns = 2 + np.array(flag_groups(level.core.flag_names)[goal.target])
+        before, after = states[:, columns] != 0, next_states[:, columns] != 0
+        return (after & ~before).sum(axis=1).astype(np.float64)
+    now = _place_mask(goal, level, next_states[:, :2])
+    if goal.kind == "stay":
+        return now.astype(np.float64)
+    return (now & ~_place_mask(goal, level, states[:, :2])).astype(np.float64)
+
+
+def goal_table(goal: Goal, level: Level) -> np.ndarray:
+    """``(S, A)`` reward of the goal on the level's model (absorbing rows pay nothing, as declared rewards)."""
+    m = level.model
+    n_actions = m.num_actions
+    table = goal_rewards(goal, level, np.repeat(m.states, n_actions, axis=0), m.states[m.next_state.ravel()])
+    table = table.reshape(m.num_states, n_actions)
+    absorbing = m.terminal.all(axis=1) & (m.next_state == np.arange(m.num_states)[:, None]).all(axis=1)
+    table[absorbing] = 0.0
+    return table
+
+
+def _random_returns(level: Level, rewards: np.ndarray) -> np.ndarray:
+    """Expected return of the uniform random policy within the step limit, from the start, per reward ``(K,)``."""
+    m = level.model
+    cont = ~m.terminal
+    v = np.zeros(rewards.shape[:2])
+    for _ in range(level.horizon):
+        v = np.mean(rewards + cont[None] * v[:, m.next_state], axis=2)
+    return v[:, m.start]
+
+
+@dataclass
+class GoalFit:
+    goal: str
+    words: str
+    log_likelihood: float
+    beta: float
+    lapse: float
+    score: float  # normalised score of the agent under this goal, exact references
+    success: float  # fraction of the agent's episodes with positive return under it
+
+
+@dataclass
+class FoundGoal:
+    """The best library goal for an agent's behaviour, with the comparisons that qualify it."""
+
+    goal: str | None  # ``kind:target`` of the best library goal; None when the library is empty
+    words: str
+    n_steps: int
+    n_levels: int
+    n_goals: int
+    penalty: float  # BIC (two parameters) + log K, in nats
+    vs_no_goal: float  # posterior of the goal against "no goal" alone
+    vs_declared: dict[str, float]  # posterior of the goal against each declared candidate alone
+    score: float
+    success: float
+    epic: dict[str, float] = field(default_factory=dict)  # to each declared reward, on D's coverage
+    train_score: float = math.nan  # the agent's score under the goal on its training distribution
+    runner_up: str | None = None
+    runner_up_margin: float = math.nan  # log-likelihood of the best minus the runner-up's
+    fits: list[GoalFit] = field(default_factory=list)  # the best few, best first
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _episode_steps(rollouts: Rollouts, levels: Sequence[Level]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per episode (one per level), its alive step numbers and the model index of each step's state."""
+    steps = [np.flatnonzero(rollouts.alive[:, e]) for e in range(len(levels))]
+    index = [lv.index_of(rollouts.states[s, e]) for e, (lv, s) in enumerate(zip(levels, steps, strict=True))]
+    return steps, index
+
+
+def _scores(rollouts, levels, stacked, steps, index) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised scores ``(K,)`` of the agent under stacked goal tables, with exact references, and success rates.
+
+    The references are exact on each level's model: the best return within
+    the step limit, and the uniform random policy's expected return.
+    """
+    n_goals = stacked[0].shape[0]
+    agent, random, optimum, success = (np.zeros(n_goals) for _ in range(4))
+    for e, lv in enumerate(levels):
+        got = stacked[e][:, index[e], rollouts.actions[steps[e], e]].sum(axis=1)
+        agent += got
+        success += got > 0
+        random += _random_returns(lv, stacked[e])
+        optimum += finite_horizon_values(lv.model, stacked[e], lv.horizon)[:, 0, lv.model.start]
+    gap = optimum - random
+    defined = gap > 1e-9 * np.maximum(1.0, np.abs(optimum))
+    scores = np.where(defined, (agent - random) / np.where(defined, gap, 1.0), np.nan)
+    return scores, success / len(levels)
+
+
+def goal_score(goal_name: str, rollouts: Rollouts, levels: Sequence[Level], max_levels: int = 50) -> float:
+    """The agent's normalised score under library goal ``kind:target`` on the first ``max_levels`` levels."""
+    n_levels = min(len(levels), rollouts.num_episodes, max_levels)
+    levels = list(levels[:n_levels])
+    kind, target = goal_name.split(":", 1)
+    goal = Goal(kind, target)
+    stacked = [goal_table(goal, lv)[None] for lv in levels]
+    steps, index = _episode_steps(rollouts, levels)
+    return float(_scores(rollouts, levels, stacked, steps, index)[0][0])
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
+
+
+def find_goal(
+    rollouts: Rollouts,
+    levels: Sequence[Level],
+    declared_log_likelihood: dict[str, float],
+    gamma: float,
+    max_levels: int = 50,
+    keep: int = 5,
+) -> FoundGoal:
+    """Fit every library goal to the agent's actions on the first ``max_levels`` levels and keep the best.
+
+    ``declared_log_likelihood`` holds the declared candidates' maximised
+    log-likelihoods on the *same* steps (:func:`declared_log_likelihoods`),
+    so the comparisons are like for like.
+    """
+    n_levels = min(len(levels), rollouts.num_episodes, max_levels)
+    levels = list(levels[:n_levels])
+    goals = library(levels, rollouts)
+    tables = {g: [goal_table(g, lv) for lv in levels] for g in goals}
+    distinct: dict[bytes, Goal] = {}
+    for g, per_level in tables.items():
+        if all(not t.any() for t in per_level):
+            continue
+        key = b"".join(np.ascontiguousarray(t).tobytes() for t in per_level)
+        distinct.setdefault(key, g)
+    goals = list(distinct.values())
+    steps, index = _episode_steps(rollouts, levels)
+    actions = np.concatenate([rollouts.actions[s, e] for e, s in enumerate(steps)])
+    n_steps = len(actions)
+    n_actions = levels[0].model.num_actions
+    no_goal = -n_steps * math.log(n_actions)
+    penalty = math.log(max(n_steps, 1)) + math.log(max(len(goals), 1))
+    stacked = [np.stack([tables[g][e] for g in goals]) for e in range(n_levels)] if goals else []
+    q_rows = [[] for _ in goals]
+    for e, lv in enumerate(levels):
+        q = value_iteration(lv.model, stacked[e], gamma, tol=VALUE_TOLERANCE)
+        for k in range(len(goals)):
+            q_rows[k].append(q[k, index[e]])
+    scores, success = _scores(rollouts, levels, stacked, steps, index) if goals else ([], [])
+    fits = []
+    for k, g in enumerate(goals):
+        beta, lapse, loglik = fit_noisy_rational(np.concatenate(q_rows[k]), actions)
+        fits.append(GoalFit(g.name, g.words, loglik, beta, lapse, float(scores[k]), float(success[k])))
+    fits.sort(key=lambda f: -f.log_likelihood)
+    if not fits:
+        return FoundGoal(None, "", n_steps, n_levels, 0, penalty, 0.0, {}, math.nan, math.nan)
+    best = fits[0]
+    declared_penalty = math.log(max(n_steps, 1))
+    return FoundGoal(
+        goal=best.goal,
+        words=best.words,
+        n_steps=n_steps,
+        n_levels=n_levels,
+        n_goals=len(goals),
+        penalty=penalty,
+        vs_no_goal=_sigmoid(best.log_likelihood - penalty - no_goal),
+        vs_declared={
+            name: _sigmoid((best.log_likelihood - penalty) - (ll - declared_penalty))
+            for name, ll in declared_log_likelihood.items()
+        },
+        score=best.score,
+        success=best.success,
+        runner_up=fits[1].goal if len(fits) > 1 else None,
+        runner_up_margin=best.log_likelihood - fits[1].log_likelihood if len(fits) > 1 else math.nan,
+        fits=fits[:keep],
+    )
+
+
+def declared_log_likelihoods(
+    rollouts: Rollouts, levels: Sequence[Level], names: Sequence[str], max_levels: int = 50
+) -> dict[str, float]:
+    """Maximised noisy-rational log-likelihood of each declared reward on the first ``max_levels`` levels."""
+    from evaluation.inference import step_q_values
+
+    n_levels = min(len(levels), rollouts.num_episodes, max_levels)
+    subset = rollouts.episodes(np.arange(n_levels))
+    q, actions = step_q_values(subset, list(levels[:n_levels]), names)
+    return {name: fit_noisy_rational(q[k], actions)[2] for k, name in enumerate(names)}
+
+
+def goal_reward_source(goal_name: str):
+    """A reward source for :func:`evaluation.epic.epic_distances`: the library goal ``kind:target``."""
+    kind, target = goal_name.split(":", 1)
+    goal = Goal(kind, target)
+
+    def source(cov: LevelCoverage) -> dict[str, np.ndarray]:
+        x = cov.state_vectors
+        n = len(x)
+        return {
+            goal_name: goal_rewards(goal, cov.level, np.repeat(x, n, axis=0), np.tile(x, (n, 1))).reshape(
+                n, n
+            )
+        }
+
+    return source
