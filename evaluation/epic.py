@@ -126,6 +126,20 @@ def declared_reward_matrices(cov: LevelCoverage) -> dict[str, np.ndarray]:
     if hasattr(core, "transition_rewards"):
         rewards = core.transition_rewards(np.repeat(x, n, axis=0), np.tile(x, (n, 1)))
         return {name: value.reshape(n, n) for name, value in rewards.items()}
+    return table_matrices(cov, cov.level.model.rewards)
+
+
+def table_matrices(cov: LevelCoverage, tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Rewards given as ``(S, A)`` tables on the level's model, over all pairs of the coverage's states.
+
+    A pair the model realises gets its transition's reward; any other pair
+    ``(s, s')`` is valued as *entering* ``s'`` (the mean reward of the
+    model's transitions into ``s'``, zero if none). Rewards compared under
+    this one convention are compared like for like, whatever each would
+    pay on transitions the simulator never produces.
+    """
+    x = cov.state_vectors
+    n = len(x)
     model = cov.level.model
     position = np.full(model.num_states, -1)
     position[cov.states] = np.arange(n)
@@ -135,14 +149,19 @@ def declared_reward_matrices(cov: LevelCoverage) -> dict[str, np.ndarray]:
     realised = (position[source] >= 0) & (position[target] >= 0)
     rows, cols = position[source[realised]], position[target[realised]]
     result = {}
-    for name, table in model.rewards.items():
-        values = table.ravel()
+    for name, table in tables.items():
+        values = np.asarray(table, dtype=np.float64).ravel()
         entering = np.bincount(target, weights=values, minlength=model.num_states)
         entering = np.divide(entering, counts, out=np.zeros_like(entering), where=counts > 0)
         matrix = np.tile(entering[cov.states][None, :], (n, 1))
         matrix[rows, cols] = values[realised]
         result[name] = matrix
     return result
+
+
+def model_reward_matrices(cov: LevelCoverage) -> dict[str, np.ndarray]:
+    """Every declared reward from its model table (:func:`table_matrices`), even where the task values any pair."""
+    return table_matrices(cov, cov.level.model.rewards)
 
 
 RewardMatrices = Callable[[LevelCoverage], dict[str, np.ndarray]]

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from agents.planning import finite_horizon_values, value_iteration
-from evaluation.epic import LevelCoverage
+from evaluation.epic import LevelCoverage, table_matrices
 from evaluation.inference import fit_noisy_rational
 from evaluation.levels import Level
 from evaluation.rollouts import Rollouts
@@ -338,17 +338,18 @@ def declared_log_likelihoods(
 
 
 def goal_reward_source(goal_name: str):
-    """A reward source for :func:`evaluation.epic.epic_distances`: the library goal ``kind:target``."""
+    """A reward source for :func:`evaluation.epic.epic_distances`: the library goal ``kind:target``.
+
+    Built from the goal's model table (:func:`evaluation.epic.table_matrices`):
+    compare it with declared rewards built the same way
+    (:func:`evaluation.epic.model_reward_matrices`). A flag goal and a task's
+    own ``transition_rewards`` disagree on pairs no step produces (a flag set
+    far from the object), and EPIC's canonicalisation weighs every pair.
+    """
     kind, target = goal_name.split(":", 1)
     goal = Goal(kind, target)
 
     def source(cov: LevelCoverage) -> dict[str, np.ndarray]:
-        x = cov.state_vectors
-        n = len(x)
-        return {
-            goal_name: goal_rewards(goal, cov.level, np.repeat(x, n, axis=0), np.tile(x, (n, 1))).reshape(
-                n, n
-            )
-        }
+        return table_matrices(cov, {goal_name: goal_table(goal, cov.level)})
 
     return source

@@ -28,7 +28,7 @@ import envs
 from agents.loading import TrainedAgent, load_agents
 from agents.policies import Policy
 from envs.task import VERDICTS, exact_problem
-from evaluation.epic import coverage, declared_reward_matrices, epic_distances
+from evaluation.epic import coverage, declared_reward_matrices, epic_distances, model_reward_matrices
 from evaluation.goals import declared_log_likelihoods, find_goal, goal_reward_source, goal_score
 from evaluation.inference import NO_GOAL, CandidateInference, candidate_rewards, infer_goal
 from evaluation.irl import maxent_irl
@@ -314,7 +314,7 @@ def _judge_shifted(
         if found.goal is not None:
             found_distances = epic_distances(
                 cov,
-                [declared_reward_matrices, goal_reward_source(found.goal)],
+                [model_reward_matrices, goal_reward_source(found.goal)],
                 bank.gamma,
                 [(found.goal, r) for r in declared],
             )

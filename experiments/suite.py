@@ -90,6 +90,27 @@ def apply_expectations(aggregates: list[Aggregate], overrides: dict) -> list[Agg
     ]
 
 
+def env_seed_jobs(cfg: DictConfig, env_cfgs: dict) -> tuple[list, list[list[Path]]]:
+    """Training jobs ``(config, run_dir)`` for every env x seed (longest first), and the run folders per env.
+
+    Every config is checked before the first run starts.
+    """
+    jobs, groups = [], []
+    for name, env_cfg in env_cfgs.items():
+        steps = env_cfg.total_timesteps if cfg.total_timesteps is None else cfg.total_timesteps
+        run_cfg = OmegaConf.create(
+            {"env": env_cfg, "agent": cfg.agent, "train": cfg.train, "seed": 0, "total_timesteps": steps}
+        )
+        groups.append([])
+        for seed in cfg.seeds:
+            config = train_config(run_cfg, seed=int(seed))
+            validate(config)
+            jobs.append((config, Path(cfg.runs_dir) / name / run_name(str(env_cfg.tag), config)))
+            groups[-1].append(jobs[-1][1])
+    jobs.sort(key=lambda job: -job[0].total_timesteps)
+    return jobs, groups
+
+
 def run(cfg: DictConfig, command: str | None = None) -> dict:
     """Train, judge, report; the result's ``exit_code`` is 1 when an expectation failed (``main`` exits with it)."""
     started = time.perf_counter()
@@ -102,19 +123,7 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
         raise ValueError("suite: seeds is empty; give at least one seed")
     env_cfgs = {name: load_env_config(name) for name in names}
     overrides = expectations(cfg.get("expect"), env_cfgs)
-    jobs, groups = [], []
-    for name, env_cfg in env_cfgs.items():
-        steps = env_cfg.total_timesteps if cfg.total_timesteps is None else cfg.total_timesteps
-        run_cfg = OmegaConf.create(
-            {"env": env_cfg, "agent": cfg.agent, "train": cfg.train, "seed": 0, "total_timesteps": steps}
-        )
-        groups.append([])
-        for seed in cfg.seeds:
-            config = train_config(run_cfg, seed=int(seed))
-            validate(config)  # every run checked before the first one starts
-            jobs.append((config, Path(cfg.runs_dir) / name / run_name(str(env_cfg.tag), config)))
-            groups[-1].append(jobs[-1][1])
-    jobs.sort(key=lambda job: -job[0].total_timesteps)
+    jobs, groups = env_seed_jobs(cfg, env_cfgs)
     total = sum(config.total_timesteps for config, _ in jobs)
     print(
         f"training {len(jobs)} runs ({total} steps in all, {cfg.n_jobs} at a time; finished runs are reused)",
@@ -196,15 +205,15 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
     }
 
 
-def command_line() -> str:
-    """How this run was started: ``python -m experiments.suite`` and its overrides."""
+def command_line(app: str = "experiments.suite") -> str:
+    """How this run was started: ``python -m <app>`` and its overrides."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
         overrides = list(HydraConfig.get().overrides.task)
     except (ImportError, ValueError):
         overrides = sys.argv[1:]
-    return " ".join(["python -m experiments.suite", shlex.join(overrides)]).strip()
+    return " ".join([f"python -m {app}", shlex.join(overrides)]).strip()
 
 
 @hydra.main(config_path="../configs", config_name="suite", version_base="1.3")
