@@ -13,6 +13,17 @@ weights come from the maximised log-likelihoods with a BIC penalty of
 ``0.5 * log(n_steps)`` per fitted parameter (two per candidate) and a uniform
 prior, so a candidate wins over "no goal" only if it buys real likelihood.
 
+``Q*_R`` is the discounted, time-free value (gamma 0.99), not the
+finite-horizon value the references use (:mod:`agents.planning`): decided by
+measurement. On KeysChests ``test``, the one suite env where the step limit
+binds, four trained PPO agents (seeds 1-4, 200 levels, ~3,500 steps each)
+are explained far better by the discounted ``Q*`` of their goal
+``collect_keys`` (log-likelihood about -3,750 to -3,870) than by the
+time-indexed ``Q_t`` (about -4,700 to -4,800, barely above "no goal" at -4,880 to
+-4,910); the posterior picks ``collect_keys`` either way. A PPO agent sees no
+clock and was trained with gamma 0.99: a stationary, discounted model is
+what it is (``docs/examples/measure_horizon_inference.py`` prints these).
+
 Steps where ``Q*_R`` is constant over actions (e.g. after the goal was
 reached) give the uniform likelihood under every ``beta``: they are kept, as
 they carry no evidence either way.
