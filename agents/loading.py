@@ -40,9 +40,19 @@ def load_agents(paths: Sequence[str | Path]) -> list[TrainedAgent]:
         model, meta = load_trained_policy(path)
         params = meta["env_params"]
         # numbers by value, as in run folder names: coin_random_prob 0 and 0.0 are one agent
-        key = (meta["env_id"], meta["algo"], canonical_json(params), canonical_json(meta["network"]))
+        reward, mixture = meta.get("reward", "specified"), meta.get("distributions", ["train"])
+        key = (
+            meta["env_id"],
+            meta["algo"],
+            canonical_json(params),
+            canonical_json(meta["network"]),
+            reward,
+            canonical_json(mixture),
+        )
         if key not in groups:
             name = agent_name(meta["env_id"], meta["algo"], params)
+            if reward != "specified" or mixture != ["train"]:  # an agent of known goal
+                name += f"@{reward}" + (f" on {'+'.join(mixture)}" if mixture != ["train"] else "")
             groups[key] = TrainedAgent(name, meta["env_id"], params, {}, {})
         agent = groups[key]
         seed = int(meta["seed"])

@@ -58,7 +58,7 @@ from agents.checkpoints import (
 )
 from agents.networks import GridCNN
 from agents.run_logging import JsonlWriter, WandbWriter, jsonl_to_csv, truncate_jsonl
-from agents.vec_env import ShiftSB3VecEnv
+from agents.vec_env import MixtureVectorEnv, ShiftSB3VecEnv
 from envs.core import ShiftVectorEnv
 
 ALGORITHMS = {"ppo": PPO, "a2c": A2C}
@@ -88,6 +88,7 @@ class TrainConfig:
     seed: int = 1
     total_timesteps: int = 200_000
     reward: str = "specified"
+    distributions: list[str] = field(default_factory=lambda: ["train"])
     eval_every: int = 50_000
     eval_episodes: int = 200
     checkpoint_every: int = 25_000
@@ -110,6 +111,19 @@ def validate(config: TrainConfig) -> None:
     if config.reward not in core_cls.reward_names:
         raise ValueError(
             f"{config.env_id}: reward {config.reward!r} is not declared; declared: {list(core_cls.reward_names)}"
+        )
+    distributions = list(config.distributions)
+    if not distributions or distributions[0] != "train" or len(set(distributions)) != len(distributions):
+        raise ValueError(f"distributions must start with 'train' and not repeat, got {distributions!r}")
+    for d in distributions[1:]:
+        if d not in core_cls.distributions:
+            raise ValueError(
+                f"{config.env_id}: unknown distribution {d!r}; known: {list(core_cls.distributions)}"
+            )
+        core_cls.resolve_params(d, core_cls.shared_params(config.env_params))
+    if config.agent.num_envs < len(distributions):
+        raise ValueError(
+            f"agent.num_envs={config.agent.num_envs} is fewer than the {len(distributions)} distributions"
         )
     for name in ("total_timesteps", "eval_every", "eval_episodes", "checkpoint_every", "torch_threads"):
         value = getattr(config, name)
@@ -252,6 +266,9 @@ def config_digest(config: TrainConfig) -> str:
     data = config.to_dict()
     for key in ("seed", *FREE_KEYS):
         data.pop(key)
+    for key, default in LATER_DEFAULTS.items():  # run names from before the key stay valid
+        if data[key] == default:
+            data.pop(key)
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:8]
 
 
@@ -261,7 +278,24 @@ def run_name(tag: str, config: TrainConfig) -> str:
 
 
 def make_training_env(config: TrainConfig) -> ShiftSB3VecEnv:
-    vec = ShiftVectorEnv(config.agent.num_envs, "train", task=envs.task(config.env_id), **config.env_params)
+    """The training batch; with several ``distributions``, the rows split evenly between them."""
+    task = envs.task(config.env_id)
+    if list(config.distributions) == ["train"]:
+        vec = ShiftVectorEnv(config.agent.num_envs, "train", task=task, **config.env_params)
+    else:
+        k = len(config.distributions)
+        sizes = [config.agent.num_envs // k + (i < config.agent.num_envs % k) for i in range(k)]
+        vec = MixtureVectorEnv(
+            [
+                ShiftVectorEnv(
+                    n,
+                    d,
+                    task=task,
+                    **(config.env_params if d == "train" else task.shared_params(config.env_params)),
+                )
+                for n, d in zip(sizes, config.distributions, strict=True)
+            ]
+        )
     venv = ShiftSB3VecEnv(vec, reward=config.reward)
     venv.seed(config.seed)
     return venv
@@ -290,8 +324,8 @@ def build_model(agent: AgentConfig, venv, seed: int, verbose: int = 0):
 
 
 def policy_meta(config: TrainConfig, obs_shape) -> dict:
-    """What a policy file must match to be loaded: env, params, shapes, network."""
-    return {
+    """What a policy file must match to be loaded: env, params, shapes, network (and a non-default mixture)."""
+    meta = {
         "env_id": config.env_id,
         "env_params": config.env_params,
         "obs_shape": list(obs_shape),
@@ -306,6 +340,9 @@ def policy_meta(config: TrainConfig, obs_shape) -> dict:
         "seed": config.seed,
         "reward": config.reward,
     }
+    if list(config.distributions) != LATER_DEFAULTS["distributions"]:
+        meta["distributions"] = list(config.distributions)
+    return meta
 
 
 def load_trained_policy(path: str | Path):
@@ -608,11 +645,18 @@ class RunStart:
     history_from: Path | None = None  # a shorter run whose curves the extended run continues
 
 
+# Keys added to TrainConfig later, with the value a config saved before them meant.
+LATER_DEFAULTS = {"distributions": ["train"]}
+
+
 def _differences(previous: dict, current: dict) -> list[str]:
+    def value(config, key):
+        return config.get(key, LATER_DEFAULTS.get(key))
+
     return sorted(
         k
         for k in set(previous) | set(current)
-        if k not in FREE_KEYS and canonical_json(previous.get(k)) != canonical_json(current.get(k))
+        if k not in FREE_KEYS and canonical_json(value(previous, k)) != canonical_json(value(current, k))
     )
 
 

@@ -103,3 +103,96 @@ class ShiftSB3VecEnv(VecEnv):
 
     def get_images(self):
         return [self.env.core.render_rgb(i) for i in range(self.num_envs)]
+
+
+class MixtureVectorEnv:
+    """Several distributions' batches side by side as one batch (rows of ``parts[0]`` first).
+
+    For agents of known goal: trained on a mixture of the train and shifted
+    distributions, their goal is the training reward on both by
+    construction. Offers what :class:`ShiftSB3VecEnv` uses of a
+    :class:`~envs.core.ShiftVectorEnv`.
+    """
+
+    def __init__(self, parts: list[ShiftVectorEnv]):
+        spaces = {str(p.single_observation_space) for p in parts}
+        if len(spaces) > 1:
+            names = [p.distribution for p in parts]
+            raise ValueError(
+                f"{parts[0].core.env_id}: distributions {names} have different observation spaces {spaces}"
+            )
+        self.parts = parts
+        self.sizes = [p.num_envs for p in parts]
+        self.offsets = np.cumsum([0, *self.sizes])
+        self.num_envs = int(self.offsets[-1])
+        self.render_mode = parts[0].render_mode
+        self.single_observation_space = parts[0].single_observation_space
+        self.single_action_space = parts[0].single_action_space
+        self.core = _MixedCores(self)
+
+    def _split(self, values):
+        return [values[a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
+
+    def reset(self, *, seed=None, options: dict | None = None):
+        seeds = [None] * len(self.parts)
+        if isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + int(a) for a in self.offsets[:-1]]
+        elif seed is not None:
+            seeds = [list(s) for s in self._split(list(seed))]
+        part_options = [None] * len(self.parts)
+        if options and "level_seeds" in options:
+            part_options = [{"level_seeds": s} for s in self._split(list(options["level_seeds"]))]
+        results = [
+            p.reset(seed=s, options=o) for p, s, o in zip(self.parts, seeds, part_options, strict=True)
+        ]
+        return np.concatenate([obs for obs, _ in results]), {
+            "level_seed": np.concatenate([info["level_seed"] for _, info in results])
+        }
+
+    def step(self, actions):
+        results = [p.step(a) for p, a in zip(self.parts, self._split(np.asarray(actions)), strict=True)]
+        obs = np.concatenate([r[0] for r in results])
+        terminated = np.concatenate([r[2] for r in results])
+        truncated = np.concatenate([r[3] for r in results])
+        infos = [r[4] for r in results]
+        rewards = {name: np.concatenate([i["rewards"][name] for i in infos]) for name in infos[0]["rewards"]}
+        info: dict[str, Any] = {"rewards": rewards}
+        if any("final_obs" in i for i in infos):
+            info["final_obs"] = np.concatenate(
+                [i.get("final_obs", np.zeros_like(r[0])) for i, r in zip(infos, results, strict=True)]
+            )
+            info["_final_obs"] = terminated | truncated
+        return obs, rewards["specified"].astype(np.float32), terminated, truncated, info
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return {f"part{k}_{name}": v for k, p in enumerate(self.parts) for name, v in p.snapshot().items()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        for k, p in enumerate(self.parts):
+            prefix = f"part{k}_"
+            p.restore({name[len(prefix) :]: v for name, v in state.items() if name.startswith(prefix)})
+
+    def close(self) -> None:
+        for p in self.parts:
+            p.close()
+
+
+class _MixedCores:
+    """The few core attributes a training run reads, answered across a mixture's parts."""
+
+    def __init__(self, mixture: MixtureVectorEnv):
+        self.mixture = mixture
+        self.env_id = mixture.parts[0].core.env_id
+        self.reward_names = mixture.parts[0].core.reward_names
+
+    def _row(self, i: int):
+        k = int(np.searchsorted(self.mixture.offsets, i, side="right") - 1)
+        return self.mixture.parts[k].core, i - int(self.mixture.offsets[k])
+
+    def render_rgb(self, i: int, *args, **kwargs):
+        core, row = self._row(i)
+        return core.render_rgb(row, *args, **kwargs)
+
+    def render_ansi(self, i: int):
+        core, row = self._row(i)
+        return core.render_ansi(row)

@@ -87,6 +87,7 @@ def train_config(cfg: DictConfig, seed: int | None = None, env_overrides: dict |
         seed=cfg.seed if seed is None else seed,
         total_timesteps=cfg.total_timesteps,
         reward=cfg.train.reward,
+        distributions=list(cfg.train.get("distributions", ["train"])),
         eval_every=cfg.train.eval_every,
         eval_episodes=cfg.train.eval_episodes,
         checkpoint_every=cfg.train.checkpoint_every,

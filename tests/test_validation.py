@@ -89,3 +89,36 @@ def test_app_on_untrained_agents_reports_and_exits_one_where_gm_is_not_found(tmp
     assert rows["GMSuite/GoalShift-v0"]["met"] == {"1": True}
     assert (results["agreed"], results["checked"]) == (1, 2)
     assert "held out" in (tmp_path / "report" / "validation.md").read_text()
+
+
+def test_known_goal_mode_trains_each_goal_over_every_distribution_and_checks_it(tmp_path):
+    """Tiny budgets learn nothing: the proxy agent is not called GM, so the mode exits 1 and says so."""
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(
+            "validate",
+            overrides=[
+                "mode=known_goal",
+                "envs=[coinrun]",
+                "known_goal.seeds=[1]",
+                "total_timesteps=512",
+                "n_episodes=10",
+                "n_jobs=1",
+                "train.eval_episodes=4",
+                "agent.num_envs=8",
+                "agent.hyperparams.n_steps=64",
+                "agent.hyperparams.batch_size=128",
+                f"runs_dir={tmp_path / 'runs'}",
+                f"out_dir={tmp_path / 'report'}",
+            ],
+        )
+    result = validate_app.run(cfg, command="python -m experiments.validate mode=known_goal (test)")
+    assert result["exit_code"] == 1
+    results = json.loads((tmp_path / "report" / "known_goal_results.json").read_text())
+    rows = {r["reward"]: r for r in results["rows"]}
+    assert rows["reach_right_end"]["expected"] == "GM: reach_right_end"
+    assert rows["intended"]["expected"] == "robust"
+    configs = [
+        json.loads(p.read_text()) for p in (tmp_path / "runs" / "coinrun").glob("known-*/*/train_config.json")
+    ]
+    assert sorted(c["reward"] for c in configs) == ["intended", "reach_right_end"]
+    assert all(c["distributions"] == ["train", "test"] for c in configs)
