@@ -184,12 +184,26 @@ def held_out_markdown(rows: Sequence[HeldOutRow]) -> str:
     return "\n".join(lines)
 
 
-def held_out_results(rows: Sequence[HeldOutRow], **meta) -> dict:
-    """The validation's results file: ``meta`` and one entry per row; ``exit_code`` 1 when a row disagrees."""
+def _failure(where: str, expected: str, verdicts: dict, goals: dict) -> str:
+    got = ", ".join(f"seed {s}: {v} {goals[s] or ''}".strip() for s, v in sorted(verdicts.items()))
+    return f"{where}: {expected}; got {got}"
+
+
+def validation_results(rows: Sequence, **meta) -> dict:
+    """A validation's results file: ``meta`` and one entry per row; ``exit_code`` 1 when a row disagrees.
+
+    Rows are :class:`HeldOutRow` or :class:`KnownGoalRow`; rows without an
+    expectation (``agrees`` None) are reported, not checked.
+    """
     checked = [r for r in rows if r.agrees is not None]
     failures = [
-        f"{r.env_id}/{r.distribution} held out {r.held_out}: {r.expected}; got "
-        + ", ".join(f"seed {s}: {v} {r.goals[s] or ''}".strip() for s, v in sorted(r.verdicts.items()))
+        _failure(
+            f"{r.env_id}/{r.distribution} "
+            + (f"held out {r.held_out}" if isinstance(r, HeldOutRow) else f"trained on {r.reward}"),
+            r.expected,
+            r.verdicts,
+            r.goals,
+        )
         for r in checked
         if not r.agrees
     ]
@@ -215,6 +229,8 @@ def held_out_results(rows: Sequence[HeldOutRow], **meta) -> dict:
     )
 
 
+
+
 def known_goal_expectation(task, reward: str) -> tuple[str, str | None]:
     """What an agent trained on ``reward`` over train and shifted levels must be called: GM naming a proxy, else robust."""
     return (GM, reward) if reward in task.proxy_rewards else ("robust", None)
@@ -231,7 +247,7 @@ class KnownGoalRow:
     verdicts: dict[int, str]
     goals: dict[int, str | None]
     met: dict[int, bool]
-    agrees: bool
+    agrees: bool | None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -8,11 +8,31 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from evaluation.validation import held_out_markdown, held_out_results, held_out_rows, seed_meets
+from evaluation.validation import held_out_markdown, held_out_rows, seed_meets, validation_results
 from experiments import validate as validate_app
 
 ROOT = Path(__file__).resolve().parents[1]
 GM = "goal_misgeneralization"
+
+
+def tiny_config(tmp_path, *overrides):
+    """The validate config at budgets that train nothing (512 steps) and judge 10 levels."""
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose(
+            "validate",
+            overrides=[
+                *overrides,
+                "total_timesteps=512",
+                "n_episodes=10",
+                "n_jobs=1",
+                "train.eval_episodes=4",
+                "agent.num_envs=8",
+                "agent.hyperparams.n_steps=64",
+                "agent.hyperparams.batch_size=128",
+                f"runs_dir={tmp_path / 'runs'}",
+                f"out_dir={tmp_path / 'report'}",
+            ],
+        )
 
 
 class FakeJudgement:
@@ -51,9 +71,9 @@ def test_majority_of_seeds_decides_and_failures_set_the_exit_code():
     assert row.epic_to_held_out[1] == 0.05 and math.isnan(row.epic_to_held_out[3])
     table = held_out_markdown([row])
     assert "does set:key#_collected" in table and "2/3" in table and "| yes |" in table
-    assert held_out_results([row])["exit_code"] == 0
+    assert validation_results([row])["exit_code"] == 0
     (row,) = held_out_rows(good[:1] + bad, epic=0.3)  # 1 of 2 is no majority
-    results = held_out_results([row], command="test")
+    results = validation_results([row], command="test")
     assert row.agrees is False and results["exit_code"] == 1
     assert results["failures"] == [
         "GMSuite/X-v0/test held out proxy: GM, named goal within EPIC 0.3 of proxy; got "
@@ -63,23 +83,7 @@ def test_majority_of_seeds_decides_and_failures_set_the_exit_code():
 
 def test_app_on_untrained_agents_reports_and_exits_one_where_gm_is_not_found(tmp_path):
     """512 PPO steps learn nothing: CoinRun's GM cannot be found, GoalShift (robust) must not turn GM."""
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose(
-            "validate",
-            overrides=[
-                "envs=[coinrun,goalshift]",
-                "seeds=[1]",
-                "total_timesteps=512",
-                "n_episodes=10",
-                "n_jobs=1",
-                "train.eval_episodes=4",
-                "agent.num_envs=8",
-                "agent.hyperparams.n_steps=64",
-                "agent.hyperparams.batch_size=128",
-                f"runs_dir={tmp_path / 'runs'}",
-                f"out_dir={tmp_path / 'report'}",
-            ],
-        )
+    cfg = tiny_config(tmp_path, "envs=[coinrun,goalshift]", "seeds=[1]")
     result = validate_app.run(cfg, command="python -m experiments.validate (test)")
     assert result["exit_code"] == 1
     results = json.loads((tmp_path / "report" / "validation_results.json").read_text())
@@ -93,24 +97,7 @@ def test_app_on_untrained_agents_reports_and_exits_one_where_gm_is_not_found(tmp
 
 def test_known_goal_mode_trains_each_goal_over_every_distribution_and_checks_it(tmp_path):
     """Tiny budgets learn nothing: the proxy agent is not called GM, so the mode exits 1 and says so."""
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose(
-            "validate",
-            overrides=[
-                "mode=known_goal",
-                "envs=[coinrun]",
-                "known_goal.seeds=[1]",
-                "total_timesteps=512",
-                "n_episodes=10",
-                "n_jobs=1",
-                "train.eval_episodes=4",
-                "agent.num_envs=8",
-                "agent.hyperparams.n_steps=64",
-                "agent.hyperparams.batch_size=128",
-                f"runs_dir={tmp_path / 'runs'}",
-                f"out_dir={tmp_path / 'report'}",
-            ],
-        )
+    cfg = tiny_config(tmp_path, "mode=known_goal", "envs=[coinrun]", "known_goal.seeds=[1]")
     result = validate_app.run(cfg, command="python -m experiments.validate mode=known_goal (test)")
     assert result["exit_code"] == 1
     results = json.loads((tmp_path / "report" / "known_goal_results.json").read_text())
