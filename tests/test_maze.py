@@ -1,8 +1,13 @@
-"""Maze analog: perfect mazes, cheese placement, the reach_top_right proxy."""
+"""Maze analog: perfect mazes, cheese placement, the off-region probability, the reach_top_right proxy."""
 
 from __future__ import annotations
 
+import hashlib
+import math
+
+import gymnasium as gym
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -153,3 +158,197 @@ def test_mazes_vary_with_the_seed():
     up = core.cells[:, start[0] - 1, start[1]] == EMPTY
     right = core.cells[:, start[0], start[1] + 1] == EMPTY
     assert 0.1 < up.mean() < 0.95 and 0.1 < right.mean() < 0.95
+
+
+# ----------------------------------------------------------------- cheese_off_region_prob (alpha)
+# sha256 of every level array, the observation and the state of 400 levels (level seeds of base
+# seed 7), computed with envs/maze.py as of commit 13af5a5, before cheese_off_region_prob existed.
+# Trained agents and committed results rely on these levels: at alpha = 0 they must not change.
+LEVELS_BEFORE_OFF_REGION_PROB = {
+    ("train", ()): "b70a4a21e79bd2a1d24643958a04a953862576d3fe97840b0f310cbe744351fe",
+    ("train", (("size", 13),)): "b561d0187439a574ba9fe26d8d8dceb382a9cd2297e3933e913e26e70536536c",
+    ("train", (("size", 13), ("cheese_region", 3))): (
+        "d787d7fa9f790e8693d2ab2999c042c65e4534ee3e521aa7c3dcd222bc3f2112"
+    ),
+    ("train", (("size", 5), ("cheese_region", 3))): (
+        "1d0509453fe39d8a234c0982c6e2ddbaf6e1cab6c61aa73170fc623bcaa8808c"
+    ),
+    ("test", ()): "4c154d5d8ffb60508f605e55926c4520206b469d4e08d8d1b1bc7b91167ae206",
+    ("test", (("size", 13),)): "7007eb43eefab8b945086331e31aabea1307d586f03a6791a52b94464e317fdf",
+}
+
+
+def level_digest(distribution: str, params: dict, n: int = 400) -> str:
+    """One hash of everything that defines ``n`` levels: ``core.arrays()``, observation and state."""
+    core = MazeCore(n, distribution, **params)
+    core.reset_levels(np.arange(n), rng.level_seeds(np.full(n, 7), np.arange(n)))
+    digest = hashlib.sha256()
+    arrays = {**core.arrays(), "observation": core.observe(), "state": core.get_states()}
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("alpha", [None, 0.0, 0])
+@pytest.mark.parametrize("key", sorted(LEVELS_BEFORE_OFF_REGION_PROB), ids=str)
+def test_levels_at_zero_off_region_prob_are_bit_for_bit_unchanged(key, alpha):
+    distribution, params = key[0], dict(key[1])
+    if alpha is not None:
+        params["cheese_off_region_prob"] = alpha
+    assert level_digest(distribution, params) == LEVELS_BEFORE_OFF_REGION_PROB[key]
+
+
+def _in_region(cheese: np.ndarray, size: int, region: int) -> np.ndarray:
+    return (cheese[:, 0] <= region) & (cheese[:, 1] >= size - 1 - region)
+
+
+POSITIVE_ALPHA = st.floats(0.0, 1.0, exclude_min=True)
+
+
+@st.composite
+def off_region_params(draw, alpha=POSITIVE_ALPHA):
+    """Params whose region leaves open cells outside it (region < size - 2), and alpha > 0."""
+    size = draw(st.integers(2, 10)) * 2 + 1  # odd, 5..21
+    region = draw(st.integers(1, size - 3))
+    return {"size": size, "cheese_region": region, "cheese_off_region_prob": draw(alpha)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(params=off_region_params(), base_seed=seeds)
+def test_off_region_cheese_is_open_reachable_and_moves_only_the_cheese(params, base_seed):
+    n, size, region = 64, params["size"], params["cheese_region"]
+    level_seeds = rng.level_seeds(np.full(n, base_seed), np.arange(n))
+    core = MazeCore(n, "train", **params)
+    core.reset_levels(np.arange(n), level_seeds)
+    without = MazeCore(n, "train", size=size, cheese_region=region)
+    without.reset_levels(np.arange(n), level_seeds)
+    start = tuple(int(v) for v in core.start)
+    cheese = core.objects["cheese"]
+    for i in range(n):
+        open_ = core.cells[i] == EMPTY
+        spot = tuple(int(v) for v in cheese[i])
+        assert open_[spot] and spot != start
+        assert spot in bfs(open_, start)
+    # alpha moves the cheese and nothing else: same mazes, and the levels kept in the region as at alpha = 0
+    np.testing.assert_array_equal(core.cells, without.cells)
+    np.testing.assert_array_equal(core.agent, without.agent)
+    kept = _in_region(cheese, size, region)
+    np.testing.assert_array_equal(cheese[kept], without.objects["cheese"][kept])
+    if params["cheese_off_region_prob"] == 1.0:
+        assert not kept.any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(params=off_region_params(alpha=st.just(1.0)), base_seed=seeds)
+def test_off_region_prob_one_never_places_the_cheese_in_the_region(params, base_seed):
+    n = 200
+    core = MazeCore(n, "train", **params)
+    core.reset_levels(np.arange(n), rng.level_seeds(np.full(n, base_seed), np.arange(n)))
+    assert not _in_region(core.objects["cheese"], params["size"], params["cheese_region"]).any()
+
+
+@settings(max_examples=20, deadline=None)
+@given(params=off_region_params(alpha=st.floats(0.01, 0.99)), base_seed=seeds)
+def test_off_region_fraction_is_alpha_within_binomial_tolerance(params, base_seed):
+    n, alpha = 4000, params["cheese_off_region_prob"]
+    core = MazeCore(n, "train", **params)
+    core.reset_levels(np.arange(n), rng.level_seeds(np.full(n, base_seed), np.arange(n)))
+    off = ~_in_region(core.objects["cheese"], params["size"], params["cheese_region"])
+    tolerance = 5 * math.sqrt(alpha * (1 - alpha) / n)  # 5 sigma: a false failure ~1 in 10**6
+    assert abs(off.mean() - alpha) <= tolerance, (off.mean(), alpha, tolerance)
+
+
+def test_off_region_cheese_is_spread_over_the_maze():
+    """Off-region cheese is uniform over the open cells outside the region, not stuck near it."""
+    n, size = 3000, 9
+    core = MazeCore(n, "train", size=size, cheese_off_region_prob=1.0)
+    core.reset_levels(np.arange(n), rng.level_seeds(np.zeros(n), np.arange(n)))
+    cheese = core.objects["cheese"]
+    rooms = {(r, c) for r in range(1, size - 1, 2) for c in range(1, size - 1, 2)}
+    rooms -= {tuple(core.start), tuple(core.corner)}
+    reached = {tuple(int(v) for v in spot) for spot in cheese}
+    assert rooms <= reached  # every room but the start and the corner gets cheese
+    on_rooms = np.array([tuple(spot) in rooms for spot in cheese.tolist()])
+    counts = np.array([np.sum((cheese == room).all(axis=1)) for room in sorted(rooms)])
+    assert on_rooms.mean() > 0.4 and counts.min() > 0.3 * counts.mean()
+
+
+@pytest.mark.parametrize(
+    ("distribution", "params"),
+    [
+        ("test", {}),
+        ("test", {"size": 13}),
+        ("train", {"size": 5, "cheese_region": 3}),
+        ("train", {"size": 9, "cheese_region": 7}),
+    ],
+    ids=str,
+)
+def test_off_region_prob_has_no_effect_when_no_cell_lies_outside_the_region(distribution, params):
+    """On test (cheese anywhere) and with a region covering the interior there is no off-region cell."""
+    n = 200
+    level_seeds = rng.level_seeds(np.full(n, 3), np.arange(n))
+    plain, shifted = (
+        MazeCore(n, distribution, **params),
+        MazeCore(n, distribution, cheese_off_region_prob=1.0, **params),
+    )
+    for core in (plain, shifted):
+        core.reset_levels(np.arange(n), level_seeds)
+    for name, array in plain.arrays().items():
+        np.testing.assert_array_equal(shifted.arrays()[name], array, err_msg=name)
+
+
+def test_off_region_prob_is_a_distribution_param_the_test_distribution_drops():
+    params = MazeCore(1, "train", cheese_off_region_prob=0.1).params
+    assert params["cheese_off_region_prob"] == 0.1
+    assert MazeCore(1, "train").params["cheese_off_region_prob"] == 0.0
+    assert MazeCore(1, "test").params["cheese_off_region_prob"] == 0.0
+    assert "cheese_off_region_prob" not in MazeCore.shared_params(params)
+    assert "cheese_off_region_prob" in MazeCore.distribution_params
+
+
+@pytest.mark.parametrize("distribution", ["train", "test"])
+@pytest.mark.parametrize(
+    ("alpha", "needle"),
+    [
+        (-0.1, "cheese_off_region_prob=-0.1"),
+        (1.5, "cheese_off_region_prob=1.5"),
+        (float("nan"), "cheese_off_region_prob=nan"),
+        ("0.1", "cheese_off_region_prob='0.1'"),
+        (None, "cheese_off_region_prob=None"),
+        (True, "cheese_off_region_prob=True"),
+        ([0.1], "cheese_off_region_prob=[0.1]"),
+    ],
+)
+def test_bad_off_region_prob_is_named_before_any_level(distribution, alpha, needle):
+    with pytest.raises(ValueError, match="must be a probability") as err:
+        MazeCore(1, distribution, cheese_off_region_prob=alpha)
+    assert needle in str(err.value)
+    with pytest.raises(ValueError) as err:
+        make("GMSuite/Maze-v0", distribution=distribution, cheese_off_region_prob=alpha)
+    assert needle in str(err.value)
+    with pytest.raises(ValueError) as err:
+        gym.make_vec(
+            "GMSuite/Maze-v0",
+            num_envs=2,
+            vectorization_mode="vector_entry_point",
+            distribution=distribution,
+            cheese_off_region_prob=alpha,
+        )
+    assert needle in str(err.value)
+
+
+def test_corner_study_config_is_valid_before_any_training():
+    """configs/study/corner.yaml passes the study app's input check (issue 12, study 3)."""
+    from omegaconf import OmegaConf
+
+    from evaluation.study import check_study
+    from experiments.common import CONFIGS, env_params, load_env_config
+
+    spec = OmegaConf.load(CONFIGS / "study" / "corner.yaml")
+    env_cfg = load_env_config(spec.env)
+    assert env_cfg.id == MazeCore.env_id and spec.param == "cheese_off_region_prob"
+    values = list(spec["values"])
+    assert values == [0.0, 0.001, 0.01, 0.03, 0.1] and spec.n_seeds >= 10
+    check_study(env_cfg.id, spec.param, values, spec.n_seeds, env_params(env_cfg))
