@@ -135,15 +135,22 @@ def value_iteration(
     gamma: float = DEFAULT_GAMMA,
     tol: float = 1e-8,
     max_iters: int = 10_000,
+    terminal: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``Q*`` for a stack of rewards ``(K, S, A)`` on one model; returns ``(K, S, A)``."""
+    """``Q*`` for a stack of rewards ``(K, S, A)`` on one model; returns ``(K, S, A)``.
+
+    ``terminal`` (``(S, A)`` or one per reward, ``(K, S, A)``) replaces the
+    model's episode ends: a goal that is over once reached ends there.
+    """
     rewards = np.asarray(rewards, dtype=np.float64)
     if rewards.ndim == 2:
-        return value_iteration(model, rewards[None], gamma, tol, max_iters)[0]
-    cont = gamma * ~model.terminal
+        one = None if terminal is None else np.asarray(terminal)[None]
+        return value_iteration(model, rewards[None], gamma, tol, max_iters, one)[0]
+    ends = model.terminal if terminal is None else np.asarray(terminal, dtype=bool)
+    cont = np.broadcast_to(gamma * ~ends, rewards.shape)
     v = np.zeros(rewards.shape[:2])
     for it in range(max_iters):
-        q = rewards + cont[None] * v[:, model.next_state]
+        q = rewards + cont * v[:, model.next_state]
         v_new = q.max(axis=2)
         if np.max(np.abs(v_new - v)) < tol:
             return q
@@ -174,21 +181,26 @@ def _greedy_policy_values(
     identity = sparse.identity(n, format="csc")
     values = np.empty(rewards.shape[:2])
     for k, pi in enumerate(q.argmax(axis=2)):
-        transition = sparse.csc_matrix((cont[rows, pi], (rows, model.next_state[rows, pi])), shape=(n, n))
+        transition = sparse.csc_matrix((cont[k, rows, pi], (rows, model.next_state[rows, pi])), shape=(n, n))
         values[k] = splu(identity - transition).solve(rewards[k, rows, pi])
     return values
 
 
-def finite_horizon_values(model: TabularModel, rewards: np.ndarray, horizon: int) -> np.ndarray:
+def finite_horizon_values(
+    model: TabularModel, rewards: np.ndarray, horizon: int, terminal: np.ndarray | None = None
+) -> np.ndarray:
     """``V_t(s)`` for ``t = 0..horizon``: the best undiscounted return in ``horizon - t`` steps; ``(K, T+1, S)``.
 
-    ``V_T = 0``; ``V_t(s) = max_a r(s, a) + [not terminal] V_{t+1}(s')``.
+    ``V_T = 0``; ``V_t(s) = max_a r(s, a) + [not terminal] V_{t+1}(s')``
+    (``terminal`` as in :func:`value_iteration`).
     """
     rewards = np.asarray(rewards, dtype=np.float64)
-    cont = ~model.terminal
+    cont = np.broadcast_to(
+        ~(model.terminal if terminal is None else np.asarray(terminal, dtype=bool)), rewards.shape
+    )
     values = np.zeros((rewards.shape[0], horizon + 1, model.num_states))
     for t in range(horizon - 1, -1, -1):
-        values[:, t] = (rewards + cont[None] * values[:, t + 1][:, model.next_state]).max(axis=2)
+        values[:, t] = (rewards + cont * values[:, t + 1][:, model.next_state]).max(axis=2)
     return values
 
 

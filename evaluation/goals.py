@@ -171,13 +171,27 @@ def goal_table(goal: Goal, level: Level) -> np.ndarray:
     return table
 
 
-def _random_returns(level: Level, rewards: np.ndarray) -> np.ndarray:
+def goal_ends(kinds: Sequence[str], level: Level, tables: np.ndarray) -> np.ndarray:
+    """``(K, S, A)`` where each goal is over: a ``reach`` goal ends when reached, others with the episode.
+
+    "Reaches X" is a goal about getting there, once: what the agent does
+    afterwards says nothing for or against it (as for a declared reward paid
+    on a first visit).
+    """
+    ends = np.broadcast_to(level.model.terminal, tables.shape).copy()
+    for k, kind in enumerate(kinds):
+        if kind == "reach":
+            ends[k] |= tables[k] > 0
+    return ends
+
+
+def _random_returns(level: Level, rewards: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Expected return of the uniform random policy within the step limit, from the start, per reward ``(K,)``."""
     m = level.model
-    cont = ~m.terminal
+    cont = ~ends
     v = np.zeros(rewards.shape[:2])
     for _ in range(level.horizon):
-        v = np.mean(rewards + cont[None] * v[:, m.next_state], axis=2)
+        v = np.mean(rewards + cont * v[:, m.next_state], axis=2)
     return v[:, m.start]
 
 
@@ -223,20 +237,24 @@ def _episode_steps(rollouts: Rollouts, levels: Sequence[Level]) -> tuple[list[np
     return steps, index
 
 
-def _scores(rollouts, levels, stacked, steps, index) -> tuple[np.ndarray, np.ndarray]:
+def _scores(rollouts, levels, stacked, ends, steps, index) -> tuple[np.ndarray, np.ndarray]:
     """Normalised scores ``(K,)`` of the agent under stacked goal tables, with exact references, and success rates.
 
     The references are exact on each level's model: the best return within
-    the step limit, and the uniform random policy's expected return.
+    the step limit, and the uniform random policy's expected return, each
+    until the goal ends (:func:`goal_ends`); the agent's return stops there too.
     """
     n_goals = stacked[0].shape[0]
     agent, random, optimum, success = (np.zeros(n_goals) for _ in range(4))
     for e, lv in enumerate(levels):
-        got = stacked[e][:, index[e], rollouts.actions[steps[e], e]].sum(axis=1)
+        taken = index[e], rollouts.actions[steps[e], e]
+        paid = stacked[e][:, taken[0], taken[1]]
+        over = np.cumsum(ends[e][:, taken[0], taken[1]], axis=1) - ends[e][:, taken[0], taken[1]] > 0
+        got = np.where(over, 0.0, paid).sum(axis=1)
         agent += got
         success += got > 0
-        random += _random_returns(lv, stacked[e])
-        optimum += finite_horizon_values(lv.model, stacked[e], lv.horizon)[:, 0, lv.model.start]
+        random += _random_returns(lv, stacked[e], ends[e])
+        optimum += finite_horizon_values(lv.model, stacked[e], lv.horizon, ends[e])[:, 0, lv.model.start]
     gap = optimum - random
     defined = gap > 1e-9 * np.maximum(1.0, np.abs(optimum))
     scores = np.where(defined, (agent - random) / np.where(defined, gap, 1.0), np.nan)
@@ -250,8 +268,56 @@ def goal_score(goal_name: str, rollouts: Rollouts, levels: Sequence[Level], max_
     kind, target = goal_name.split(":", 1)
     goal = Goal(kind, target)
     stacked = [goal_table(goal, lv)[None] for lv in levels]
+    ends = [goal_ends([kind], lv, t) for lv, t in zip(levels, stacked, strict=True)]
     steps, index = _episode_steps(rollouts, levels)
-    return float(_scores(rollouts, levels, stacked, steps, index)[0][0])
+    return float(_scores(rollouts, levels, stacked, ends, steps, index)[0][0])
+
+
+def _distinct(goals: list[Goal], tables: dict) -> list[Goal]:
+    """Goals without duplicates: a place whose reach and stay tables equal an earlier place's, or a flag
+    goal equal to an earlier one, is dropped, as are goals that pay nothing on any level."""
+    by_target: dict[str, list[Goal]] = {}
+    for g in goals:
+        by_target.setdefault(g.target, []).append(g)
+    seen, kept = set(), []
+    for group in by_target.values():
+        per_goal = [tables[g] for g in group]
+        if all(not t.any() for per_level in per_goal for t in per_level):
+            continue
+        key = b"|".join(
+            b"".join(np.ascontiguousarray(t).tobytes() for t in per_level) for per_level in per_goal
+        )
+        if key not in seen:
+            seen.add(key)
+            kept += group
+    return kept
+
+
+def _place_fit(readings: dict[str, GoalFit]) -> GoalFit:
+    """One hypothesis per place: the goal is to *reach* it; staying there may describe what follows.
+
+    The likelihood is the better of the two readings (the agent heads there;
+    if it then stays, the stay reading explains the steps after too), while
+    the score, the name and the reward compared by EPIC are the reach
+    reading's: whether the agent gets there is what makes it capable of the
+    goal, and what it does once there was never rewarded in training.
+    """
+    if "set" in readings:
+        return readings["set"]
+    reach, stay = readings.get("reach"), readings.get("stay")
+    if reach is None or stay is None:
+        return reach or stay
+    if stay.log_likelihood <= reach.log_likelihood:
+        return reach
+    return GoalFit(
+        reach.goal,
+        reach.words + " and stays there",
+        stay.log_likelihood,
+        stay.beta,
+        stay.lapse,
+        reach.score,
+        reach.success,
+    )
 
 
 def _sigmoid(x: float) -> float:
@@ -276,30 +342,32 @@ def find_goal(
     levels = list(levels[:n_levels])
     goals = library(levels, rollouts)
     tables = {g: [goal_table(g, lv) for lv in levels] for g in goals}
-    distinct: dict[bytes, Goal] = {}
-    for g, per_level in tables.items():
-        if all(not t.any() for t in per_level):
-            continue
-        key = b"".join(np.ascontiguousarray(t).tobytes() for t in per_level)
-        distinct.setdefault(key, g)
-    goals = list(distinct.values())
+    goals = _distinct(goals, tables)
     steps, index = _episode_steps(rollouts, levels)
     actions = np.concatenate([rollouts.actions[s, e] for e, s in enumerate(steps)])
     n_steps = len(actions)
     n_actions = levels[0].model.num_actions
     no_goal = -n_steps * math.log(n_actions)
-    penalty = math.log(max(n_steps, 1)) + math.log(max(len(goals), 1))
+    n_hypotheses = len({g.target for g in goals})
+    penalty = math.log(max(n_steps, 1)) + math.log(max(n_hypotheses, 1))
     stacked = [np.stack([tables[g][e] for g in goals]) for e in range(n_levels)] if goals else []
+    kinds = [g.kind for g in goals]
+    ends = [goal_ends(kinds, lv, t) for lv, t in zip(levels, stacked, strict=True)]
     q_rows = [[] for _ in goals]
     for e, lv in enumerate(levels):
-        q = value_iteration(lv.model, stacked[e], gamma, tol=VALUE_TOLERANCE)
+        q = value_iteration(lv.model, stacked[e], gamma, tol=VALUE_TOLERANCE, terminal=ends[e])
+        taken = rollouts.actions[steps[e], e]
+        over = ends[e][:, index[e], taken]
+        after = np.cumsum(over, axis=1) - over > 0  # steps after the goal ended: no evidence either way
         for k in range(len(goals)):
-            q_rows[k].append(q[k, index[e]])
-    scores, success = _scores(rollouts, levels, stacked, steps, index) if goals else ([], [])
-    fits = []
+            q_rows[k].append(np.where(after[k][:, None], 0.0, q[k, index[e]]))
+    scores, success = _scores(rollouts, levels, stacked, ends, steps, index) if goals else ([], [])
+    readings: dict[str, dict[str, GoalFit]] = {}
     for k, g in enumerate(goals):
         beta, lapse, loglik = fit_noisy_rational(np.concatenate(q_rows[k]), actions)
-        fits.append(GoalFit(g.name, g.words, loglik, beta, lapse, float(scores[k]), float(success[k])))
+        fit = GoalFit(g.name, g.words, loglik, beta, lapse, float(scores[k]), float(success[k]))
+        readings.setdefault(g.target, {})[g.kind] = fit
+    fits = [_place_fit(r) for r in readings.values()]
     fits.sort(key=lambda f: -f.log_likelihood)
     if not fits:
         return FoundGoal(None, "", n_steps, n_levels, 0, penalty, 0.0, {}, math.nan, math.nan)
@@ -310,7 +378,7 @@ def find_goal(
         words=best.words,
         n_steps=n_steps,
         n_levels=n_levels,
-        n_goals=len(goals),
+        n_goals=n_hypotheses,
         penalty=penalty,
         vs_no_goal=_sigmoid(best.log_likelihood - penalty - no_goal),
         vs_declared={
