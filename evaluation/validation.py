@@ -229,8 +229,6 @@ def validation_results(rows: Sequence, **meta) -> dict:
     )
 
 
-
-
 def known_goal_expectation(task, reward: str) -> tuple[str, str | None]:
     """What an agent trained on ``reward`` over train and shifted levels must be called: GM naming a proxy, else robust."""
     return (GM, reward) if reward in task.proxy_rewards else ("robust", None)
