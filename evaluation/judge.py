@@ -497,23 +497,31 @@ def judge_each(
     out_dir: str | Path | None = None,
     distributions: Sequence[str] | None = None,
     progress: Progress | None = log_progress,
+    hold_out_proxies: bool = False,
 ) -> list:
-    """Per-seed judgements of every agent on every shifted distribution (levels shared via one bank)."""
+    """Per-seed judgements of every agent on every shifted distribution (levels shared via one bank).
+
+    With ``hold_out_proxies`` each agent is judged once per declared proxy,
+    that proxy withheld from the candidates (named ``<agent> held out <proxy>``).
+    """
     bank = LevelBank()
     judgements = []
     for agent in agents:
-        judgements += judge(
-            agent.policies,
-            agent.env_id,
-            agent.train_params,
-            n_episodes=n_episodes,
-            thresholds=thresholds,
-            agent=agent.name,
-            bank=bank,
-            out_dir=out_dir,
-            distributions=distributions,
-            progress=progress,
-        )
+        held = [(p,) for p in envs.task(agent.env_id).proxy_rewards] if hold_out_proxies else [()]
+        for held_out in held:
+            judgements += judge(
+                agent.policies,
+                agent.env_id,
+                agent.train_params,
+                n_episodes=n_episodes,
+                thresholds=thresholds,
+                agent=agent.name + "".join(f" held out {p}" for p in held_out),
+                bank=bank,
+                out_dir=out_dir,
+                distributions=distributions,
+                progress=progress,
+                held_out=held_out,
+            )
     return judgements
 
 

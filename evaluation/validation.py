@@ -21,52 +21,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from joblib import Parallel, delayed
 
 import envs
-from agents.loading import load_agents
-from evaluation.judge import Judgement, judge
-from evaluation.levels import LevelBank
-from evaluation.progress import Progress, log_progress
-from evaluation.verdict import Thresholds
+from evaluation.judge import Judgement, judge_run_groups
 
 GM = "goal_misgeneralization"
 
 
-def held_out_judgements(
-    run_dirs: Sequence[str],
-    n_episodes: int,
-    thresholds: Thresholds,
-    progress: Progress | None = log_progress,
-) -> list[Judgement]:
-    """Every agent in ``run_dirs`` judged once per declared proxy, that proxy withheld (one level bank)."""
-    import torch
-
-    torch.set_num_threads(1)
-    bank = LevelBank()
-    judgements = []
-    for agent in load_agents(list(run_dirs)):
-        for proxy in envs.task(agent.env_id).proxy_rewards:
-            judgements += judge(
-                agent.policies,
-                agent.env_id,
-                agent.train_params,
-                n_episodes=n_episodes,
-                thresholds=thresholds,
-                agent=f"{agent.name} held out {proxy}",
-                bank=bank,
-                progress=progress,
-                held_out=[proxy],
-            )
-    return judgements
-
-
 def held_out_run_groups(run_groups: Sequence[Sequence[str]], n_jobs: int = 2, **kwargs) -> list[Judgement]:
-    """:func:`held_out_judgements` of each group of run folders (one env each) in parallel processes."""
-    per_group = Parallel(n_jobs=n_jobs)(
-        delayed(held_out_judgements)([str(p) for p in group], **kwargs) for group in run_groups
-    )
-    return [j for group in per_group for j in group]
+    """Every agent of each group of run folders (one env each) judged once per proxy, that proxy withheld."""
+    judgements, _ = judge_run_groups(run_groups, n_jobs=n_jobs, hold_out_proxies=True, **kwargs)
+    return judgements
 
 
 def named_goal_distance(j: Judgement, proxy: str) -> float:
