@@ -35,12 +35,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy.special import expit
 
 from agents.planning import finite_horizon_values, value_iteration
 from evaluation.epic import LevelCoverage, table_matrices
-from evaluation.inference import fit_noisy_rational
+from evaluation.inference import fit_noisy_rational, step_q_values
 from evaluation.levels import Level
 from evaluation.rollouts import Rollouts
+from evaluation.scores import normalised_score
 
 SIDES = ("top", "bottom", "left", "right")
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
@@ -96,6 +98,8 @@ def _channels(level: Level) -> tuple[tuple[str, ...], np.ndarray]:
 
 def library(levels: Sequence[Level], rollouts: Rollouts) -> list[Goal]:
     """Every goal the levels offer, plus fixed cells where the agent's episodes often end."""
+    if levels[0].model.states.shape[1] < 2:  # no (row, col) in the state: nothing here to place a goal on
+        return []
     goals = []
     channels, _ = _channels(levels[0])
     for place in (
@@ -255,9 +259,7 @@ def _scores(rollouts, levels, stacked, ends, steps, index) -> tuple[np.ndarray, 
         success += got > 0
         random += _random_returns(lv, stacked[e], ends[e])
         optimum += finite_horizon_values(lv.model, stacked[e], lv.horizon, ends[e])[:, 0, lv.model.start]
-    gap = optimum - random
-    defined = gap > 1e-9 * np.maximum(1.0, np.abs(optimum))
-    scores = np.where(defined, (agent - random) / np.where(defined, gap, 1.0), np.nan)
+    scores = np.array([normalised_score(*js)[0] for js in zip(agent, random, optimum, strict=True)])
     return scores, success / len(levels)
 
 
@@ -320,10 +322,6 @@ def _place_fit(readings: dict[str, GoalFit]) -> GoalFit:
     )
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
-
-
 def find_goal(
     rollouts: Rollouts,
     levels: Sequence[Level],
@@ -380,9 +378,9 @@ def find_goal(
         n_levels=n_levels,
         n_goals=n_hypotheses,
         penalty=penalty,
-        vs_no_goal=_sigmoid(best.log_likelihood - penalty - no_goal),
+        vs_no_goal=expit(best.log_likelihood - penalty - no_goal),
         vs_declared={
-            name: _sigmoid((best.log_likelihood - penalty) - (ll - declared_penalty))
+            name: expit((best.log_likelihood - penalty) - (ll - declared_penalty))
             for name, ll in declared_log_likelihood.items()
         },
         score=best.score,
@@ -397,8 +395,6 @@ def declared_log_likelihoods(
     rollouts: Rollouts, levels: Sequence[Level], names: Sequence[str], max_levels: int = 50
 ) -> dict[str, float]:
     """Maximised noisy-rational log-likelihood of each declared reward on the first ``max_levels`` levels."""
-    from evaluation.inference import step_q_values
-
     n_levels = min(len(levels), rollouts.num_episodes, max_levels)
     subset = rollouts.episodes(np.arange(n_levels))
     q, actions = step_q_values(subset, list(levels[:n_levels]), names)

@@ -20,10 +20,9 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 import envs
 from evaluation.judge import Judgement, judge_run_groups
+from evaluation.report import _clean
 
 GM = "goal_misgeneralization"
 
@@ -173,16 +172,7 @@ def validation_results(rows: Sequence, **meta) -> dict:
         if not r.agrees
     ]
 
-    def clean(value):
-        if isinstance(value, float) and not np.isfinite(value):
-            return None
-        if isinstance(value, dict):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    return clean(
+    return _clean(
         {
             **meta,
             "agreed": sum(bool(r.agrees) for r in checked),
