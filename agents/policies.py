@@ -11,6 +11,10 @@ must offer exact access.
 from __future__ import annotations
 
 import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.distributions import CategoricalDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
 
 from agents.planning import LevelSolver
 from envs.task import LevelBatch, require_exact
@@ -64,6 +68,7 @@ class PlannerPolicy(Policy):
         self.name = f"opt_{reward}" if beta is None else f"boltzmann_{reward}_b{beta:g}"
         self.batch: LevelBatch | None = None
         self.steps = 0
+        self._levels = self._seeds = self._states = self._index = None
 
     def bind(self, batch):
         if self.reward not in batch.reward_names:
@@ -73,6 +78,32 @@ class PlannerPolicy(Policy):
         require_exact(batch)
         self.batch = batch
         self.steps = 0
+        self._levels = self._seeds = self._states = self._index = None
+
+    def _q_values(self, t=None) -> np.ndarray:
+        """``solver.q_values(batch, reward, t)``, with the rows' levels and state indices kept between
+        steps: only rows whose state changed are looked up again (finished rows stay frozen)."""
+        batch = self.batch
+        if hasattr(batch, "level_key"):
+            return self.solver.q_values(batch, self.reward, t=t)
+        seeds = np.asarray(batch.level_seed)
+        if self._levels is None or not np.array_equal(seeds, self._seeds):
+            self._levels, self._seeds, self._states = self.solver.row_levels(batch), seeds.copy(), None
+        levels = self._levels
+        states = batch.get_states()
+        if self._states is None or self._states.shape != states.shape:
+            changed = range(len(levels))
+            self._index = np.zeros(len(levels), dtype=np.int64)
+        else:
+            changed = np.flatnonzero((states != self._states).any(axis=1)).tolist()
+        for i in changed:
+            self._index[i] = levels[i].index_of(states[i : i + 1])[0]
+        self._states = states.copy()
+        index = self._index.tolist()
+        if t is None:
+            return np.stack([lv.q[self.reward][s] for lv, s in zip(levels, index, strict=True)])
+        steps = np.broadcast_to(np.asarray(t), (len(levels),))
+        return np.stack([lv.q_at(self.reward, s, k) for lv, s, k in zip(levels, index, steps, strict=True)])
 
     def act(self, obs):
         if self.batch is None:
@@ -81,8 +112,8 @@ class PlannerPolicy(Policy):
             self.steps += 1
             t = getattr(self.batch, "steps", None)
             t = self.steps - 1 if not isinstance(t, np.ndarray) else t
-            return self.solver.q_values(self.batch, self.reward, t=t).argmax(axis=1)
-        q = self.solver.q_values(self.batch, self.reward)
+            return self._q_values(t).argmax(axis=1)
+        q = self._q_values()
         logits = self.beta * (q - q.max(axis=1, keepdims=True))
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
@@ -91,13 +122,69 @@ class PlannerPolicy(Policy):
 
 
 class SB3Policy(Policy):
-    """A trained Stable-Baselines3 model acting on observations."""
+    """A trained Stable-Baselines3 model acting on observations.
+
+    A stateless actor-critic policy with a categorical action distribution
+    (SB3's PPO and A2C here) acts from a table of action probabilities per
+    distinct observation, filled as observations first appear: each step
+    runs the network once, on the batch's observations not seen before in
+    this rollout (a frozen finished row, or an agent pacing the same cells
+    for hundreds of steps, costs no network call). Actions are then drawn
+    exactly as SB3's ``predict`` draws them (``torch.multinomial`` with one
+    sample is ``argmax(p / q)``, ``q ~ Exp(1)`` of the batch's shape, from
+    torch's global generator; ``deterministic`` takes the argmax), so the
+    actions are identical to ``model.predict``'s. The table is reset by
+    :meth:`bind` (a model trained between rollouts is never stale). Other
+    models go through ``model.predict``.
+    """
 
     def __init__(self, model, deterministic: bool = False, name: str = "agent"):
         self.model = model
         self.deterministic = deterministic
         self.name = name
+        self._table: dict[bytes, int] = {}
+        self._probs: list[torch.Tensor] = []
+
+    def bind(self, batch):
+        self._table, self._probs = {}, []
+
+    def _tabular(self) -> bool:
+        policy = getattr(self.model, "policy", None)
+        return (
+            isinstance(policy, ActorCriticPolicy)
+            and isinstance(policy.action_dist, CategoricalDistribution)
+            and isinstance(policy.observation_space, spaces.Box)
+        )
 
     def act(self, obs):
-        actions, _ = self.model.predict(obs, deterministic=self.deterministic)
-        return np.asarray(actions, dtype=np.int64)
+        obs = np.asarray(obs)
+        if not self._tabular() or obs.shape[1:] != self.model.policy.observation_space.shape:
+            actions, _ = self.model.predict(obs, deterministic=self.deterministic)
+            return np.asarray(actions, dtype=np.int64)
+        return self._act_tabular(obs)
+
+    def _act_tabular(self, obs: np.ndarray) -> np.ndarray:
+        policy = self.model.policy
+        n = len(obs)
+        flat = np.ascontiguousarray(obs).reshape(n, -1)
+        keys = [row.tobytes() for row in flat]
+        new: dict[bytes, int] = {}
+        for i, key in enumerate(keys):
+            if key not in self._table and key not in new:
+                new[key] = i
+        if new:
+            rows = np.fromiter(new.values(), dtype=np.int64, count=len(new))
+            policy.set_training_mode(False)
+            with torch.no_grad():
+                tensor, _ = policy.obs_to_tensor(obs[rows])
+                probs = policy.get_distribution(tensor).distribution.probs
+            start = len(self._probs)
+            self._probs.extend(probs)
+            for j, key in enumerate(new):
+                self._table[key] = start + j
+        probs = torch.stack([self._probs[self._table[key]] for key in keys])
+        if self.deterministic:
+            return probs.argmax(dim=1).numpy().astype(np.int64)
+        # torch.multinomial(probs, 1, replacement=True), as SB3's Categorical samples, draws exactly this
+        q = torch.empty_like(probs).exponential_(1)
+        return (probs / q).argmax(dim=-1).numpy().astype(np.int64)

@@ -153,6 +153,7 @@ def judge(
     epic_levels: int = 200,
     progress: Progress | None = log_progress,
     held_out: Sequence[str] = (),
+    irl: bool = True,
 ) -> list[Judgement]:
     """Judgements per ``(seed, shifted distribution)`` for one agent.
 
@@ -167,6 +168,12 @@ def judge(
     (default: a log line on stderr; ``None``: silent). ``held_out`` names
     declared proxies to withhold from the candidates (the judge's validation:
     it must then find the goal itself).
+
+    ``irl=False`` skips MaxEnt IRL (about half of a CoinRun agent's judging
+    time): its reward enters no verdict, score or posterior, so those are
+    the same either way; the judgement's ``irl`` then holds no distances
+    (``epic`` empty, ``closest`` None, ``n_levels`` 0). Studies judge many
+    agents for their verdicts, goals and scores and skip it.
     """
     thresholds = Thresholds() if thresholds is None else thresholds
     if isinstance(policies, Mapping):
@@ -223,6 +230,7 @@ def judge(
                 epic_levels,
                 held_out,
                 train_rollouts,
+                irl,
             )
             judgement.rollouts = {"train": train_rollouts, d: agent_rollouts}
             if not declared_train:
@@ -278,6 +286,7 @@ def _judge_shifted(
     epic_levels,
     held_out=(),
     train_rollouts=None,
+    run_irl=True,
 ) -> Judgement:
     d = table.distribution
     references = bank.references(agent_rollouts.env_id, d, agent_rollouts.params, agent_rollouts.level_seeds)
@@ -287,25 +296,33 @@ def _judge_shifted(
     ]
     inference = infer_goal(agent_rollouts, levels, candidates)
 
-    learned = maxent_irl(agent_rollouts, levels, bank.gamma, max_levels=irl_levels)
+    learned = maxent_irl(agent_rollouts, levels, bank.gamma, max_levels=irl_levels) if run_irl else None
     cov = coverage([agent_rollouts, references.random, *references.optimal.values()], levels, epic_levels)
     declared = list(task.reward_names)
-    pairs = [(r, "specified") for r in declared if r != "specified"] + [(IRL, r) for r in declared]
-    distances = epic_distances(cov, [declared_reward_matrices, learned.matrices(IRL)], bank.gamma, pairs)
+    pairs = [(r, "specified") for r in declared if r != "specified"]
+    sources = [declared_reward_matrices]
+    if learned is not None:
+        pairs += [(IRL, r) for r in declared]
+        sources.append(learned.matrices(IRL))
+    distances = epic_distances(cov, sources, bank.gamma, pairs)
     epic_to_specified = {r: distances[(r, "specified")] for r in declared if r != "specified"}
     epic_to_specified["specified"] = 0.0
-    irl_epic = {r: distances[(IRL, r)] for r in declared}
-    preference = ["specified"] + [r for r in declared if r != "specified"]  # ties (intended == specified)
-    finite = [r for r in preference if not math.isnan(irl_epic[r])]
-    irl = {
-        "epic": irl_epic,
-        "closest": min(finite, key=irl_epic.get) if finite else None,
-        "top_features": learned.top_features(8),
-        "mean_log_likelihood": learned.mean_log_likelihood,
-        "n_levels": learned.n_levels,
-        "n_steps": learned.n_steps,
-        "converged": learned.converged,
-    }
+    if learned is None:
+        irl = {"epic": {}, "closest": None, "top_features": [], "mean_log_likelihood": math.nan}
+        irl |= {"n_levels": 0, "n_steps": 0, "converged": False, "skipped": True}
+    else:
+        irl_epic = {r: distances[(IRL, r)] for r in declared}
+        preference = ["specified"] + [r for r in declared if r != "specified"]  # ties (intended == specified)
+        finite = [r for r in preference if not math.isnan(irl_epic[r])]
+        irl = {
+            "epic": irl_epic,
+            "closest": min(finite, key=irl_epic.get) if finite else None,
+            "top_features": learned.top_features(8),
+            "mean_log_likelihood": learned.mean_log_likelihood,
+            "n_levels": learned.n_levels,
+            "n_steps": learned.n_steps,
+            "converged": learned.converged,
+        }
     decision = decide(train_table, table, inference, epic_to_specified, thresholds)
     found_goal = None
     if decision.verdict == "capability_misgeneralization":
@@ -498,13 +515,16 @@ def judge_each(
     distributions: Sequence[str] | None = None,
     progress: Progress | None = log_progress,
     hold_out_proxies: bool = False,
+    irl: bool = True,
+    bank: LevelBank | None = None,
 ) -> list:
     """Per-seed judgements of every agent on every shifted distribution (levels shared via one bank).
 
     With ``hold_out_proxies`` each agent is judged once per declared proxy,
     that proxy withheld from the candidates (named ``<agent> held out <proxy>``).
+    ``irl``: as in :func:`judge`. ``bank``: the level bank to share (a new one by default).
     """
-    bank = LevelBank()
+    bank = LevelBank() if bank is None else bank
     judgements = []
     for agent in agents:
         held = [(p,) for p in envs.task(agent.env_id).proxy_rewards] if hold_out_proxies else [()]
@@ -521,6 +541,7 @@ def judge_each(
                 distributions=distributions,
                 progress=progress,
                 held_out=held_out,
+                irl=irl,
             )
     return judgements
 

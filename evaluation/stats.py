@@ -52,11 +52,28 @@ def stratified_bootstrap(
     n_runs, n_tasks = x.shape
     gen = np.random.default_rng(seed)
     columns = np.arange(n_tasks)[None, :]
+    # one draw per resample, as always: the same resamples whatever the statistic
+    rows = [gen.integers(0, n_runs, size=(n_runs, n_tasks)) for _ in range(reps)]
+    if statistic is iqm:
+        return iqm_rows(x[np.stack(rows), columns].reshape(reps, -1))
     out = np.empty(reps)
     for i in range(reps):
-        rows = gen.integers(0, n_runs, size=(n_runs, n_tasks))
-        out[i] = statistic(x[rows, columns])
+        out[i] = statistic(x[rows[i], columns])
     return out
+
+
+def iqm_rows(samples: np.ndarray) -> np.ndarray:
+    """:func:`iqm` of each row of ``(reps, m)``, vectorised: the same numbers as a loop of ``iqm``.
+
+    It does what scipy's ``trim_mean(row, 0.25)`` does to each row (partition
+    at the same two cut points, mean of the middle), in one call.
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    m = samples.shape[1]
+    low = int(0.25 * m)
+    high = m - low
+    middle = np.partition(samples, (low, high - 1), axis=1)[:, low:high]
+    return np.mean(middle, axis=1)
 
 
 @dataclass(frozen=True)

@@ -534,3 +534,23 @@ def test_synthetic_agents_over_ten_seeds_and_three_rationalities(case, beta):
         for j in judge(agents, env_id, n_episodes=200, distributions=[distribution], agent=built, bank=BANK):
             check_verdict(j, outcome)
             check_irl(j, outcome)
+
+
+@pytest.mark.parametrize("kind", ["proxy", "optimal_then_random"])
+def test_without_irl_verdicts_scores_and_posteriors_are_the_same(tmp_path, kind):
+    """``irl=False`` (studies) skips MaxEnt IRL only: everything the verdict rests on is unchanged."""
+    env_id, distribution, proxy = REF_PROXY_CASES[0]
+    name = proxy if kind == "proxy" else kind  # GM, and capability misgeneralization (the goal library)
+    with_irl = judged(env_id, distribution, name)
+    agents = {s: make_agent(name, s) for s in SEEDS}
+    without = judge(
+        agents, env_id, n_episodes=N_EPISODES, distributions=[distribution], agent=name, bank=BANK, irl=False
+    )
+    for a, b in zip(with_irl, without, strict=True):
+        assert (a.verdict, a.goal, a.reason) == (b.verdict, b.goal, b.reason)
+        assert a.inference.to_dict() == b.inference.to_dict()
+        assert {d: t.to_dict() for d, t in a.scores.items()} == {d: t.to_dict() for d, t in b.scores.items()}
+        assert a.epic_to_specified == b.epic_to_specified and a.found_goal == b.found_goal
+        assert b.irl["epic"] == {} and b.irl["closest"] is None and b.irl["skipped"]
+    paths = write_report(without, aggregate(without, reps=100), tmp_path)
+    assert sorted(p.name for p in paths.values()) == sorted(FILES)

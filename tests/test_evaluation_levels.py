@@ -68,3 +68,41 @@ def test_finished_rows_are_frozen_and_exact_policies_never_leave_the_model():
             dead = ~r.alive[:, e]
             if dead.any():
                 assert (r.states[dead, e] == r.states[dead, e][0]).all()
+
+
+@pytest.mark.parametrize(
+    ("env_id", "distribution", "params"),
+    [
+        ("GMSuite/Maze-v0", "test", {"size": 9}),
+        ("GMSuite/CoinRun-v0", "train", {}),
+        ("GMSuite/KeysChests-v0", "test", {}),  # the step limit binds for collect_keys
+        ("GMSuite/LavaShift-v0", "test", {}),
+    ],
+)
+def test_the_banks_solver_gives_the_planning_modules_levels_bit_for_bit(env_id, distribution, params):
+    from agents.planning import solve_level
+    from evaluation.levels import solve_level_fast
+
+    core = envs.task(env_id)(8, distribution, **params)
+    core.reset_levels(np.arange(8), distribution_level_seeds(8, 0, distribution).astype(np.uint64))
+    for row in range(8):
+        fast, plain = solve_level_fast(core, row, 0.99), solve_level(core, row, 0.99)
+        assert fast.horizon == plain.horizon and fast.optimum == plain.optimum
+        assert fast.horizon_values.keys() == plain.horizon_values.keys()
+        for name, values in plain.horizon_values.items():
+            np.testing.assert_array_equal(fast.horizon_values[name], values)
+        for name, q in plain.q.items():
+            np.testing.assert_array_equal(fast.q[name], q)
+        np.testing.assert_array_equal(fast.model.states, plain.model.states)
+        np.testing.assert_array_equal(fast.codes, plain.codes)
+
+
+def test_finite_horizon_values_stop_at_the_fixed_point_with_the_same_array():
+    from agents.planning import finite_horizon_values as plain
+    from evaluation.levels import finite_horizon_values as fast
+
+    bank = LevelBank()
+    seeds = distribution_level_seeds(3, 1, "test")
+    for lv in bank.levels("GMSuite/Maze-v0", "test", {"size": 9}, seeds):
+        rewards = np.stack([lv.model.rewards[n] for n in lv.model.rewards])
+        np.testing.assert_array_equal(fast(lv.model, rewards, 324), plain(lv.model, rewards, 324))

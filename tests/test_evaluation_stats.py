@@ -115,3 +115,38 @@ def test_interval_round_trips_and_labels_name_kind_and_seeds():
     assert interval_label([iqm_ci([float("nan")])]) == "IQM (no runs)"
     assert three.format(n=3) == three.format() and three.format(n=4).endswith(" n=3")
     assert iqm_ci([float("nan")]).format() == "–"
+
+
+def _looped_bootstrap(scores, reps, seed):
+    """The bootstrap as it was before vectorising: one scipy ``trim_mean`` per resample."""
+    x = np.asarray(scores, dtype=float)
+    x = x[:, None] if x.ndim == 1 else x
+    gen = np.random.default_rng(seed)
+    columns = np.arange(x.shape[1])[None, :]
+    return np.array([iqm(x[gen.integers(0, len(x), size=x.shape), columns]) for _ in range(reps)])
+
+
+@pytest.mark.parametrize("shape", [(1,), (3,), (5,), (8,), (20,), (101,), (5, 3), (12, 4)])
+def test_vectorised_bootstrap_is_exactly_the_looped_one(shape):
+    gen = np.random.default_rng(11)
+    x = gen.normal(size=shape)
+    x.ravel()[::3] = x.ravel()[0]  # ties
+    np.testing.assert_array_equal(stratified_bootstrap(x, reps=300, seed=5), _looped_bootstrap(x, 300, 5))
+    assert iqm_ci(x.ravel(), seed=2) == iqm_ci(x.ravel(), seed=2)
+
+
+def test_iqm_rows_is_iqm_of_each_row():
+    from evaluation.stats import iqm_rows
+
+    gen = np.random.default_rng(4)
+    for m in (1, 2, 3, 4, 7, 16, 33):
+        samples = gen.integers(0, 5, size=(50, m)) + gen.normal(size=(50, m)) * (m % 2)
+        np.testing.assert_array_equal(iqm_rows(samples), [iqm(row) for row in samples])
+
+
+def test_a_custom_statistic_still_gets_the_same_resamples():
+    x = np.array([0.1, 0.5, 0.9, 0.3, 0.7])
+    means = stratified_bootstrap(x, lambda s: float(np.mean(s)), reps=50, seed=3)
+    gen = np.random.default_rng(3)
+    expected = [np.mean(x[gen.integers(0, 5, size=(5, 1))[:, 0]]) for _ in range(50)]
+    np.testing.assert_allclose(means, expected, rtol=0, atol=1e-15)
