@@ -142,11 +142,11 @@ class SB3Policy(Policy):
         self.model = model
         self.deterministic = deterministic
         self.name = name
-        self._table: dict[bytes, int] = {}
-        self._probs: list[torch.Tensor] = []
+        self._table: dict[bytes, int] = {}  # observation -> row of ``_probs``
+        self._probs: np.ndarray | None = None  # (distinct observations, actions) float32
 
     def bind(self, batch):
-        self._table, self._probs = {}, []
+        self._table, self._probs = {}, None
 
     def _tabular(self) -> bool:
         policy = getattr(self.model, "policy", None)
@@ -163,26 +163,37 @@ class SB3Policy(Policy):
             return np.asarray(actions, dtype=np.int64)
         return self._act_tabular(obs)
 
+    def _store(self, new: np.ndarray) -> None:
+        """Append rows to the probability table (its capacity doubles as it fills)."""
+        used = len(self._table) - len(new)
+        if self._probs is None or len(self._probs) < used + len(new):
+            grown = np.empty((max(2 * (used + len(new)), 256), new.shape[1]), dtype=new.dtype)
+            if self._probs is not None:
+                grown[:used] = self._probs[:used]
+            self._probs = grown
+        self._probs[used : used + len(new)] = new
+
     def _act_tabular(self, obs: np.ndarray) -> np.ndarray:
         policy = self.model.policy
         n = len(obs)
         flat = np.ascontiguousarray(obs).reshape(n, -1)
-        keys = [row.tobytes() for row in flat]
-        new: dict[bytes, int] = {}
-        for i, key in enumerate(keys):
-            if key not in self._table and key not in new:
-                new[key] = i
-        if new:
-            rows = np.fromiter(new.values(), dtype=np.int64, count=len(new))
+        table = self._table
+        index = np.empty(n, dtype=np.int64)
+        new_rows = []
+        for i, row in enumerate(flat):
+            key = row.tobytes()
+            j = table.get(key)
+            if j is None:
+                j = table[key] = len(table)
+                new_rows.append(i)
+            index[i] = j
+        if new_rows:
             policy.set_training_mode(False)
             with torch.no_grad():
-                tensor, _ = policy.obs_to_tensor(obs[rows])
-                probs = policy.get_distribution(tensor).distribution.probs
-            start = len(self._probs)
-            self._probs.extend(probs)
-            for j, key in enumerate(new):
-                self._table[key] = start + j
-        probs = torch.stack([self._probs[self._table[key]] for key in keys])
+                tensor, _ = policy.obs_to_tensor(obs[np.array(new_rows)])
+                new = policy.get_distribution(tensor).distribution.probs.numpy()
+            self._store(new)
+        probs = torch.from_numpy(self._probs[index])
         if self.deterministic:
             return probs.argmax(dim=1).numpy().astype(np.int64)
         # torch.multinomial(probs, 1, replacement=True), as SB3's Categorical samples, draws exactly this

@@ -13,21 +13,27 @@ through ``agents.training.train`` into a temporary folder and loaded with
 
 Measured in one run, one torch thread (as the study and suite workers judge),
 ``judge()`` at 200 episodes per distribution (train + test), one evaluation
-seed, ``progress=None``:
+seed, ``progress=None``, as studies call it (``irl=False``: MaxEnt IRL enters
+no verdict, goal, score or posterior; on a judge without that switch, all of
+it):
 
 - CoinRun, the first agent on a fresh :class:`~evaluation.levels.LevelBank`
   (cold: level models, ``Q*`` and reference rollouts built), then the
   marginal seconds of each further agent judged on the same level set (warm:
-  the bank is shared, as ``judge_each`` and the study share it);
-- ``aggregate()`` over 5 seeds of judgements (the stratified bootstrap);
-- one 15x15 Maze agent (cold bank) whose episodes run to the step limit.
+  the bank is shared, as ``judge_each`` and the study share it), and the last
+  agent once more with the judge's default (MaxEnt IRL on 50 levels);
+- ``aggregate()`` over 5 seeds of judgements (the stratified bootstraps);
+- two 15x15 Maze agents on one level set (cold, then warm) whose fresh
+  networks wander until the step limit (900 steps; ~150k agent steps per
+  distribution).
 
 The load average (``os.getloadavg()``) is printed beside every figure. The
-last line is ``<warm seconds per CoinRun agent>/3`` and ``<maze seconds>/20``.
-``--dump FILE`` writes every judgement's verdict, scores, posterior and EPIC
-(JSON) to compare code versions.
+last line is ``<warm seconds per CoinRun agent>/3 <cold seconds of the first
+maze agent>/20``. ``--agent ppo_cnn`` picks another architecture under
+``configs/agent``. ``--dump FILE`` writes every judgement's verdict, scores,
+posterior, EPIC and a digest of its actions (JSON) to compare code versions.
 
-    .venv/bin/python benchmarks/judge_speed.py [--agents 4] [--episodes 200] [--dump out.json]
+    .venv/bin/python benchmarks/judge_speed.py [--agents 4] [--agent ppo] [--dump out.json]
 """
 
 from __future__ import annotations
