@@ -35,6 +35,7 @@ ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
     "GMSuite/KeysChests-v0": ("envs.keyschests", "KeysChests", "KeysChestsVector"),
     "GMSuite/FollowPartner-v0": ("envs.followpartner", "FollowPartner", "FollowPartnerVector"),
     "GMSuite/MonsterShields-v0": ("envs.monstershields", "MonsterShields", "MonsterShieldsVector"),
+    "GMSuite/ColourShape-v0": ("envs.colourshape", "ColourShape", "ColourShapeVector"),
 }
 
 

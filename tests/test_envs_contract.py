@@ -40,10 +40,19 @@ def test_declarations_are_consistent(env_id):
         assert set(overrides) <= set(core.params_spec), dist
 
 
+# Envs whose design predicts no verdict (the task contract lets expected_verdicts leave it out), and why.
+NO_EXPECTED_VERDICT = {
+    "GMSuite/ColourShape-v0": (
+        "colour and gem planes are equal on every training observation and the test distribution is "
+        "symmetric under swapping colour with shape, so which one an agent follows depends on its seed"
+    ),
+}
+
+
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_expected_verdicts_name_every_shifted_distribution(env_id):
     core = envs.core_class(env_id)
-    shifted = set(core.distributions) - {"train"}
+    shifted = set() if env_id in NO_EXPECTED_VERDICT else set(core.distributions) - {"train"}
     assert set(core.expected_verdicts) == shifted
     assert set(core.expected_verdicts.values()) <= set(VERDICTS)
     for dist, verdict in core.expected_verdicts.items():
