@@ -212,12 +212,12 @@ def validate_agent(agent: AgentConfig) -> None:
         value = getattr(agent, name)
         if name == "strides" and value is None:
             continue
-        if (
-            not isinstance(value, (list, tuple))
-            or not value
-            or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)
+        if not isinstance(value, (list, tuple)) or any(
+            isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value
         ):
-            raise ValueError(f"agent.{name} must be a non-empty list of positive integers, got {value!r}")
+            raise ValueError(
+                f"agent.{name} must be a list of positive integers (empty: no convolutions), got {value!r}"
+            )
     if agent.strides is not None and len(agent.strides) != len(agent.channels):
         raise ValueError(
             f"agent.strides {list(agent.strides)} must have one entry per layer of agent.channels {list(agent.channels)}"

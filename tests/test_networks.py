@@ -36,3 +36,15 @@ def test_grid_cnn_output_shape(egocentric):
     assert net(obs).shape == (5, 32)
     with pytest.raises(ValueError, match="strides"):
         GridCNN(space, channels=(8, 16), strides=(1,))
+
+
+@pytest.mark.parametrize("egocentric", [False, True])
+def test_no_convolutions_is_one_dense_layer_on_the_view(egocentric):
+    space = gym.spaces.Box(0, 1, shape=(4, 7, 13), dtype=np.uint8)
+    net = GridCNN(space, features_dim=32, channels=(), egocentric=egocentric)
+    (dense,) = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    assert dense.in_features == 4 * (13 * 25 if egocentric else 7 * 13)
+    obs = torch.zeros(5, 4, 7, 13)
+    obs[:, 3, 3, 1] = 1
+    assert net(obs).shape == (5, 32)
