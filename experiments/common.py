@@ -44,8 +44,9 @@ def config_dirs() -> list[Path]:
     return dirs
 
 
-def load_env_config(name: str) -> DictConfig:
-    """``env/<name>.yaml`` from the repo's configs or a ``hydra.searchpath`` entry, resolved.
+def load_env_config(name: str, overrides: dict | None = None) -> DictConfig:
+    """``env/<name>.yaml`` from the repo's configs or a ``hydra.searchpath`` entry, with
+    ``overrides`` set before it is resolved (so its tag follows them).
 
     Its ``module`` (a user's package that registers the env) is imported.
     Fails naming the unknown env and where it looked.
@@ -56,6 +57,8 @@ def load_env_config(name: str) -> DictConfig:
         known = sorted({p.stem for d in dirs for p in (d / "env").glob("*.yaml")})
         raise ValueError(f"unknown env {name!r}; known: {known} (searched {[str(d) for d in dirs]})")
     root = OmegaConf.create({"env": OmegaConf.load(path)})
+    for key, value in (overrides or {}).items():
+        root.env[key] = value
     env_cfg = OmegaConf.create(OmegaConf.to_container(root, resolve=True)["env"])
     import_env_modules(env_cfg)
     return env_cfg

@@ -37,12 +37,26 @@ from experiments.pipeline import train_runs
 from experiments.suite import git_commit
 
 
+def study_env_config(spec: DictConfig) -> DictConfig:
+    """``configs/env/<env>.yaml`` with the study's fixed ``env_params`` (e.g. a maze size) applied."""
+    fixed = OmegaConf.to_container(spec.env_params, resolve=True) if spec.get("env_params") else {}
+    known = env_params(load_env_config(spec.env))
+    for key in fixed:
+        if key not in known:
+            raise ValueError(
+                f"study: env_params.{key}: {spec.env} has no such parameter; known: {sorted(known)}"
+            )
+        if key == spec.param:
+            raise ValueError(f"study: env_params.{key} is the study's parameter; give its values in 'values'")
+    return load_env_config(spec.env, overrides=fixed)
+
+
 def run(cfg: DictConfig, command: str | None = None) -> dict:
     started = time.perf_counter()
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     thresholds = Thresholds(**cfg.thresholds)
     spec = cfg.study
-    env_cfg = load_env_config(spec.env)
+    env_cfg = study_env_config(spec)
     values = list(OmegaConf.to_container(spec["values"], resolve=True))
     check_study(env_cfg.id, spec.param, values, spec.n_seeds, env_params(env_cfg))
     seeds = list(range(int(spec.get("first_seed", 1)), int(spec.get("first_seed", 1)) + spec.n_seeds))
@@ -100,6 +114,7 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
         "env_id": env_cfg.id,
         "param": spec.param,
         "values": values,
+        "env_params": env_params(env_cfg),
         "seeds": seeds,
         "n_seeds": len(seeds),
         "proxies": list(envs.task(env_cfg.id).proxy_rewards),

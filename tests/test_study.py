@@ -177,6 +177,9 @@ def test_replacements_are_checked_and_keyed_by_point_and_seed():
         ("study.param=hazard_prob", "'hazard_prob' is not a training-distribution parameter"),
         ("study.values=[]", "value list of coin_random_prob is empty"),
         ("study.n_seeds=0", "n_seeds must be a positive integer"),
+        ("+study.env_params.colour=3", "env_params.colour: coinrun has no such parameter"),
+        ("+study.env_params.coin_random_prob=0.5", "env_params.coin_random_prob is the study's parameter"),
+        ("+study.env_params.width=2", "not a valid training value"),
     ],
 )
 def test_bad_study_input_exits_before_any_run_folder(tmp_path, override, needle):
@@ -301,3 +304,13 @@ def test_planted_planners_alone_give_a_gm_majority_and_a_robust_outlier():
         "2": "planner:reach_right_end",
         "3": "planner:specified",
     }
+
+
+def test_study_env_params_fix_an_env_parameter_for_every_run():
+    from experiments.study import study_env_config
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("study", overrides=["study=corner"])
+    env_cfg = study_env_config(cfg.study)
+    assert env_cfg.size == 13 and env_cfg.id == "GMSuite/Maze-v0"  # configs/env/maze.yaml says 9
+    assert "size13" in env_cfg.tag
