@@ -1,4 +1,4 @@
-"""Held-out-proxy validation of the judge on the suite's trained agents (see configs/validate.yaml).
+"""The judge's validations on trained agents (see configs/validate.yaml): held-out proxies, agents of known goal, capability failure by construction.
 
 Wiring only: training through :func:`experiments.pipeline.train_runs`, the
 judging and the checks in :mod:`evaluation.validation`.
@@ -21,6 +21,9 @@ from agents.training import run_name, validate
 from evaluation.judge import judge_run_groups
 from evaluation.report import atomic_write
 from evaluation.validation import (
+    capability_markdown,
+    capability_rows,
+    capability_run_groups,
     held_out_markdown,
     held_out_rows,
     held_out_run_groups,
@@ -67,6 +70,7 @@ def trained_reward(agent: str) -> str:
 MODES = {  # mode -> (results file stem, report title)
     "held_out": ("validation", "Held-out-proxy validation"),
     "known_goal": ("known_goal", "Agents of known goal"),
+    "capability": ("capability", "Capability failure by construction (channels permuted after the shift)"),
 }
 
 
@@ -92,6 +96,12 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
         judgements, _ = judge_run_groups(run_groups, **judged)
         rows = known_goal_rows(judgements, {j.agent: trained_reward(j.agent) for j in judgements})
         table = known_goal_markdown(rows)
+    elif cfg.mode == "capability":
+        judgements = capability_run_groups(
+            run_groups, permutation_seed=cfg.capability.permutation_seed, **judged
+        )
+        rows = capability_rows(judgements)
+        table = capability_markdown(rows)
     else:
         judgements = held_out_run_groups(run_groups, **judged)
         rows = held_out_rows(judgements, thresholds.epic)
