@@ -192,7 +192,12 @@ def finite_horizon_values(
     """``V_t(s)`` for ``t = 0..horizon``: the best undiscounted return in ``horizon - t`` steps; ``(K, T+1, S)``.
 
     ``V_T = 0``; ``V_t(s) = max_a r(s, a) + [not terminal] V_{t+1}(s')``
-    (``terminal`` as in :func:`value_iteration`).
+    (``terminal`` as in :func:`value_iteration`). ``V_t = B(V_{t+1})`` with
+    one time-free operator ``B``: once a sweep leaves every value
+    bit-for-bit unchanged, every earlier ``V_t`` is that same array, so the
+    rest is filled in without sweeping (episodic goals on levels far shorter
+    than the step limit, e.g. a 15x15 maze: paths of ~100 steps, a limit of
+    900, stop long before ``t = 0``).
     """
     rewards = np.asarray(rewards, dtype=np.float64)
     cont = np.broadcast_to(
@@ -201,6 +206,9 @@ def finite_horizon_values(
     values = np.zeros((rewards.shape[0], horizon + 1, model.num_states))
     for t in range(horizon - 1, -1, -1):
         values[:, t] = (rewards + cont * values[:, t + 1][:, model.next_state]).max(axis=2)
+        if np.array_equal(values[:, t], values[:, t + 1]):
+            values[:, :t] = values[:, t : t + 1]
+            break
     return values
 
 

@@ -25,20 +25,14 @@ import numpy as np
 import envs
 from agents.planning import (
     DEFAULT_GAMMA,
-    OPTIMUM_TOLERANCE,
     Level,
     LevelSolver,
     ParamsKeyedSolver,
-    enumerate_level,
-    greedy_actions,
     params_key,
     solve_level,
-    stationary_return,
-    value_iteration,
 )
 from agents.policies import PlannerPolicy, UniformRandomPolicy
 from envs import rng
-from envs.task import require_exact
 from evaluation.rollouts import EVAL_SEED_OFFSET, Rollouts, rollout
 
 __all__ = [
@@ -77,84 +71,12 @@ class References:
     optimal: dict[str, Rollouts]
 
 
-def finite_horizon_values(model, rewards: np.ndarray, horizon: int) -> np.ndarray:
-    """:func:`agents.planning.finite_horizon_values`, stopping the backward induction at its fixed point.
-
-    ``V_t = B(V_{t+1})`` with one time-free operator ``B``: once a sweep
-    leaves every value bit-for-bit unchanged, every earlier ``V_t`` is that
-    same array, so the rest is filled in without sweeping. Episodic goals on
-    levels far shorter than the step limit (a 15x15 maze: paths of ~100
-    steps, a limit of 900) stop long before ``t = 0``; the result is the
-    same array to the bit.
-    """
-    rewards = np.asarray(rewards, dtype=np.float64)
-    cont = np.broadcast_to(~model.terminal, rewards.shape)
-    values = np.zeros((rewards.shape[0], horizon + 1, model.num_states))
-    for t in range(horizon - 1, -1, -1):
-        values[:, t] = (rewards + cont * values[:, t + 1][:, model.next_state]).max(axis=2)
-        if np.array_equal(values[:, t], values[:, t + 1]):
-            values[:, :t] = values[:, t : t + 1]
-            break
-    return values
-
-
-def solve_level_fast(core, row: int, gamma: float) -> Level:
-    """:func:`agents.planning.solve_level` with :func:`finite_horizon_values`' early stop: the same level.
-
-    (Checked against ``solve_level`` by ``tests/test_evaluation_levels.py``;
-    it belongs in ``agents.planning``, which this module does not own.)
-    """
-    require_exact(core)
-    single = core.replicate(row, 1)
-    single.reset_levels(np.array([0]), core.level_seed[row : row + 1])
-    model = enumerate_level(single)
-    names = list(model.rewards)
-    q = value_iteration(model, np.stack([model.rewards[n] for n in names]), gamma)
-    low = model.states.min(axis=0)
-    span = model.states.max(axis=0) - low + 1
-    radix = np.concatenate([np.cumprod(span[::-1])[::-1][1:], [1]]).astype(np.int64)
-    codes = (model.states - low) @ radix
-    order = np.argsort(codes)
-    horizon = int(core.max_steps)
-    rewards = np.stack([model.rewards[n] for n in names])
-    values = finite_horizon_values(model, rewards, horizon)
-    optimum, horizon_values = {}, {}
-    for k, name in enumerate(names):
-        optimum[name] = float(values[k, 0, model.start])
-        reached = stationary_return(model, rewards[k], greedy_actions(q[k]), horizon)
-        if reached < optimum[name] - OPTIMUM_TOLERANCE * max(1.0, abs(optimum[name])):
-            horizon_values[name] = values[k]
-    return Level(
-        single,
-        model,
-        dict(zip(names, q, strict=True)),
-        codes[order],
-        order,
-        radix,
-        low,
-        horizon=horizon,
-        optimum=optimum,
-        horizon_values=horizon_values,
-    )
-
-
-class BankSolver(LevelSolver):
-    """A :class:`~agents.planning.LevelSolver` that solves with :func:`solve_level_fast` (same levels)."""
-
-    def level(self, core, row: int, key: str | None = None) -> Level:
-        key = params_key(core.env_id, core.params) if key is None else key
-        level = core.level_key(row) if hasattr(core, "level_key") else int(core.level_seed[row])
-        if (key, level) not in self.levels:
-            self.levels[(key, level)] = solve_level_fast(core, row, self.gamma)
-        return self.levels[(key, level)]
-
-
 class LevelBank:
     """Solved levels and reference rollouts per ``(env, params, levels)``; share one across agents."""
 
     def __init__(self, gamma: float = DEFAULT_GAMMA):
         self.gamma = gamma
-        self.solver = BankSolver(gamma)
+        self.solver = LevelSolver(gamma)
         self._references: dict[tuple, References] = {}
 
     def levels(self, env_id: str, distribution: str, params: dict, level_seeds) -> list[Level]:

@@ -79,30 +79,21 @@ def test_finished_rows_are_frozen_and_exact_policies_never_leave_the_model():
         ("GMSuite/LavaShift-v0", "test", {}),
     ],
 )
-def test_the_banks_solver_gives_the_planning_modules_levels_bit_for_bit(env_id, distribution, params):
-    from agents.planning import solve_level
-    from evaluation.levels import solve_level_fast
+def test_finite_horizon_values_stop_at_the_fixed_point_with_every_sweeps_array(env_id, distribution, params):
+    """The early stop fills earlier steps with the fixed point: the same array as sweeping to t = 0."""
+    from agents.planning import enumerate_level, finite_horizon_values
 
-    core = envs.task(env_id)(8, distribution, **params)
-    core.reset_levels(np.arange(8), distribution_level_seeds(8, 0, distribution).astype(np.uint64))
-    for row in range(8):
-        fast, plain = solve_level_fast(core, row, 0.99), solve_level(core, row, 0.99)
-        assert fast.horizon == plain.horizon and fast.optimum == plain.optimum
-        assert fast.horizon_values.keys() == plain.horizon_values.keys()
-        for name, values in plain.horizon_values.items():
-            np.testing.assert_array_equal(fast.horizon_values[name], values)
-        for name, q in plain.q.items():
-            np.testing.assert_array_equal(fast.q[name], q)
-        np.testing.assert_array_equal(fast.model.states, plain.model.states)
-        np.testing.assert_array_equal(fast.codes, plain.codes)
-
-
-def test_finite_horizon_values_stop_at_the_fixed_point_with_the_same_array():
-    from agents.planning import finite_horizon_values as plain
-    from evaluation.levels import finite_horizon_values as fast
-
-    bank = LevelBank()
-    seeds = distribution_level_seeds(3, 1, "test")
-    for lv in bank.levels("GMSuite/Maze-v0", "test", {"size": 9}, seeds):
-        rewards = np.stack([lv.model.rewards[n] for n in lv.model.rewards])
-        np.testing.assert_array_equal(fast(lv.model, rewards, 324), plain(lv.model, rewards, 324))
+    core = envs.task(env_id)(4, distribution, **params)
+    core.reset_levels(np.arange(4), distribution_level_seeds(4, 0, distribution).astype(np.uint64))
+    for row in range(4):
+        single = core.replicate(row, 1)
+        single.reset_levels(np.array([0]), core.level_seed[row : row + 1])
+        model = enumerate_level(single)
+        rewards = np.stack([model.rewards[n] for n in model.rewards])
+        horizon = int(core.max_steps)
+        every_sweep = np.zeros((len(rewards), horizon + 1, model.num_states))
+        for t in range(horizon - 1, -1, -1):
+            every_sweep[:, t] = (rewards + ~model.terminal * every_sweep[:, t + 1][:, model.next_state]).max(
+                axis=2
+            )
+        np.testing.assert_array_equal(finite_horizon_values(model, rewards, horizon), every_sweep)
