@@ -225,7 +225,9 @@ def seed_row(param: str, point: StudyPoint, j: Judgement) -> dict:
         "S_spec": shifted.scores.get("specified", math.nan),
         "S_int": shifted.scores.get("intended", math.nan),
         "success_intended": shifted.success.get("intended", math.nan),
+        "preferred_goal": preferred_goal(shifted.success),
     }
+    row.update({f"success_{r}": v for r, v in shifted.success.items() if r not in ("specified", "intended")})
     row.update({f"posterior_{h}": p for h, p in j.inference.posterior.items()})
     row.update(
         {
@@ -236,6 +238,18 @@ def seed_row(param: str, point: StudyPoint, j: Judgement) -> dict:
         }
     )
     return row
+
+
+def preferred_goal(success: dict) -> str:
+    """The goal (``intended`` or a proxy) the agent's shifted episodes reached most often: its
+    revealed preference where the goals sit on different cells ("none" if no episode reached any,
+    "tie: a / b" when several share the top rate)."""
+    rates = {r: v for r, v in success.items() if r != "specified"}
+    top = max(rates.values(), default=0.0)
+    if not top > 0:
+        return "none"
+    best = [r for r, v in rates.items() if v == top]
+    return best[0] if len(best) == 1 else "tie: " + " / ".join(best)
 
 
 def majority(counts: Counter) -> tuple[object | None, list]:
@@ -296,10 +310,13 @@ def _fractions(values: Sequence, order: Sequence = ()) -> dict:
 
 
 def score_columns(rows: Sequence[dict]) -> list[str]:
-    """The summarised scores: S_spec and success on train; S_spec, S_int, intended success and every
-    posterior on the shifted distribution."""
+    """The summarised scores: S_spec and success on train; S_spec, S_int, the success rate of
+    ``intended`` and of every proxy, and every posterior on the shifted distribution."""
     posteriors = list(dict.fromkeys(k for r in rows for k in r if k.startswith("posterior_")))
-    return ["S_spec_train", "success_specified_train", "S_spec", "S_int", "success_intended", *posteriors]
+    successes = list(
+        dict.fromkeys(k for r in rows for k in r if k.startswith("success_") and not k.endswith("_train"))
+    )
+    return ["S_spec_train", "success_specified_train", "S_spec", "S_int", *successes, *posteriors]
 
 
 def point_summary(rows: Sequence[dict], reps: int = 2000) -> dict:
@@ -318,6 +335,7 @@ def point_summary(rows: Sequence[dict], reps: int = 2000) -> dict:
             "verdict_fractions": {v: sum(r["verdict"] == v for r in rows) / len(rows) for v in VERDICTS},
             "gm_goal_fractions": _fractions(gm_goals) if gm_goals else {},
             "inferred_goal_fractions": _fractions([r["inferred_goal"] for r in rows]),
+            "preferred_goal_fractions": _fractions([r.get("preferred_goal", "none") for r in rows]),
             **found,
             "scores": {
                 k: iqm_ci(np.array([r.get(k, math.nan) for r in rows], dtype=np.float64), reps=reps).to_dict()
@@ -360,7 +378,7 @@ def study_figure(rows: Sequence[dict], points: Sequence[dict], param: str, proxi
     from matplotlib.lines import Line2D
 
     distributions = list(dict.fromkeys(p["distribution"] for p in points))
-    metrics = [*STRIP_SCORES, *(f"posterior_{p}" for p in proxies)]
+    metrics = [*STRIP_SCORES, *(f"success_{p}" for p in proxies), *(f"posterior_{p}" for p in proxies)]
     n_values = max(len([p for p in points if p["distribution"] == d]) for d in distributions)
     fig, axes = plt.subplots(
         len(metrics) + 1,
@@ -444,13 +462,22 @@ def study_markdown(study: dict) -> str:
     """The study's tables: per point the verdict, GM-goal and inferred-goal fractions, key scores, outliers."""
     points, param = study["points"], study["param"]
     proxies = study.get("proxies", [])
-    keys = ["S_spec_train", "S_spec", "S_int", *(f"posterior_{p}" for p in proxies)]
+    keys = [
+        "S_spec_train",
+        "S_spec",
+        "S_int",
+        "success_intended",
+        *(f"success_{p}" for p in proxies),
+        *(f"posterior_{p}" for p in proxies),
+    ]
     intervals = [p["scores"][k] for p in points for k in keys if k in p["scores"]]
     lines = [
         f"# Study: {param} on {study['env_id']}",
         "",
         f"{study.get('n_seeds')} seeds per point; scores are {interval_label(intervals)} "
         "(S_spec_train on train, the rest on the shifted distribution). "
+        "success_X: the fraction of shifted episodes that reached goal X; most reached: the goal each "
+        "seed reached most often. "
         "Outliers: seeds whose verdict, or whose goal in a goal-misgeneralization majority, "
         "differs from the point's majority; a tie names none. GM = goal misgeneralization.",
         "",
@@ -461,7 +488,18 @@ def study_markdown(study: dict) -> str:
             f"{' (uncommitted changes)' if study.get('git_dirty') else ''}; wall time {study.get('wall_seconds', 0):.0f} s.",
             "",
         ]
-    header = [param, "shifted", "n", "verdicts", "majority", "GM goals", "inferred goals", *keys, "outliers"]
+    header = [
+        param,
+        "shifted",
+        "n",
+        "verdicts",
+        "majority",
+        "GM goals",
+        "inferred goals",
+        "most reached",
+        *keys,
+        "outliers",
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for p in points:
         majority_text = p["majority_verdict"] or "tie: " + " / ".join(p["tied_verdicts"])
@@ -475,6 +513,7 @@ def study_markdown(study: dict) -> str:
             majority_text,
             _cell(p["gm_goal_fractions"]),
             _cell(p["inferred_goal_fractions"]),
+            _cell(p.get("preferred_goal_fractions", {})),
             *(Interval.from_dict(p["scores"][k]).format() if k in p["scores"] else "–" for k in keys),
             ", ".join(str(o["seed"]) for o in p["outliers"]) or "none",
         ]

@@ -314,3 +314,12 @@ def test_study_env_params_fix_an_env_parameter_for_every_run():
     env_cfg = study_env_config(cfg.study)
     assert env_cfg.size == 13 and env_cfg.id == "GMSuite/Maze-v0"  # configs/env/maze.yaml says 9
     assert "size13" in env_cfg.tag
+
+
+def test_preferred_goal_is_the_goal_reached_most_often_on_the_shifted_levels():
+    from evaluation.study import preferred_goal
+
+    assert preferred_goal({"specified": 0.9, "intended": 0.3, "reach_colour": 0.6}) == "reach_colour"
+    assert preferred_goal({"specified": 0.5, "intended": 0.5, "reach_colour": 0.2}) == "intended"
+    assert preferred_goal({"intended": 0.4, "reach_colour": 0.4}) == "tie: intended / reach_colour"
+    assert preferred_goal({"specified": 0.0, "intended": 0.0, "reach_colour": 0.0}) == "none"
