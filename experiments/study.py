@@ -66,7 +66,11 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
         raise ValueError(f"n_jobs must be a positive integer, got {cfg.n_jobs!r}")
     if isinstance(cfg.n_episodes, bool) or not isinstance(cfg.n_episodes, int) or cfg.n_episodes < 1:
         raise ValueError(f"n_episodes must be a positive integer, got {cfg.n_episodes!r}")
-    steps = env_cfg.total_timesteps if cfg.total_timesteps is None else cfg.total_timesteps
+    steps = next(
+        s
+        for s in (cfg.total_timesteps, spec.get("total_timesteps"), env_cfg.total_timesteps)
+        if s is not None
+    )
     base = OmegaConf.create(
         {"env": env_cfg, "agent": cfg.agent, "train": cfg.train, "seed": 0, "total_timesteps": steps}
     )
