@@ -8,6 +8,10 @@ reward on transitions ``s -> s'`` (``state[:2]`` is the agent's cell):
 - ``reach:<channel>`` / ``stay:<channel>``: entering / standing on a cell
   whose static plane ``<channel>`` is set (``feature_planes()``: coin, goal,
   lava, ...), wherever the level puts it;
+- ``reach:channel=<a>|<b>`` (and ``stay:``): a cell holding either of two
+  channels (an agent that learned "go to any object marked a or b" heads
+  for whichever is nearer once the two part; offered while there are at
+  most ``MAX_UNION_CHANNELS`` channels, since the pairs grow as their square);
 - ``reach:<side>_border``, ``reach:<corner>_corner`` (and ``stay:``): the
   level's reachable area's borders and corners (a right end, a top-right
   corner), whatever the level's size;
@@ -33,6 +37,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import combinations
 
 import numpy as np
 from scipy.special import expit
@@ -48,6 +53,8 @@ SIDES = ("top", "bottom", "left", "right")
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 # A fixed cell becomes a hypothesis where at least this fraction of the agent's episodes end.
 CELL_PROPOSAL_SHARE = 0.25
+# Pairs of channels ("a cell holding a or b") are offered up to this many static channels.
+MAX_UNION_CHANNELS = 8
 # Library goals' Q* need only rank actions for the likelihood: a looser tolerance than the references'.
 VALUE_TOLERANCE = 1e-6
 
@@ -67,7 +74,7 @@ class Goal:
     def words(self) -> str:
         t = self.target
         if t.startswith("channel="):
-            thing = f"a cell holding `{t.split('=', 1)[1]}`"
+            thing = "a cell holding " + " or ".join(f"`{c}`" for c in t.split("=", 1)[1].split("|"))
         elif t.endswith("_border"):
             thing = f"the {t[: -len('_border')]} border"
         elif t.endswith("_corner"):
@@ -102,8 +109,12 @@ def library(levels: Sequence[Level], rollouts: Rollouts) -> list[Goal]:
         return []
     goals = []
     channels, _ = _channels(levels[0])
+    pairs = combinations(channels, 2) if len(channels) <= MAX_UNION_CHANNELS else ()
     for place in (
-        [f"channel={c}" for c in channels] + [f"{s}_border" for s in SIDES] + [f"{c}_corner" for c in CORNERS]
+        [f"channel={c}" for c in channels]
+        + [f"channel={a}|{b}" for a, b in pairs]
+        + [f"{s}_border" for s in SIDES]
+        + [f"{c}_corner" for c in CORNERS]
     ):
         goals += [Goal("reach", place), Goal("stay", place)]
     goals += [Goal("set", g) for g in flag_groups(getattr(levels[0].core, "flag_names", ()))]
@@ -133,7 +144,7 @@ def _place_mask(goal: Goal, level: Level, positions: np.ndarray) -> np.ndarray:
     t = goal.target
     if t.startswith("channel="):
         names, planes = _channels(level)
-        plane = planes[names.index(t.split("=", 1)[1])]
+        plane = planes[[names.index(c) for c in t.split("=", 1)[1].split("|")]].max(axis=0)
         inside = (r >= 0) & (c >= 0) & (r < plane.shape[0]) & (c < plane.shape[1])
         mask = np.zeros(len(r), dtype=bool)
         mask[inside] = plane[r[inside], c[inside]] > 0
@@ -226,6 +237,7 @@ class FoundGoal:
     success: float
     epic: dict[str, float] = field(default_factory=dict)  # to each declared reward, on D's coverage
     train_score: float = math.nan  # the agent's score under the goal on its training distribution
+    same_as: list[str] = field(default_factory=list)  # library goals identical to it on the judged levels
     runner_up: str | None = None
     runner_up_margin: float = math.nan  # log-likelihood of the best minus the runner-up's
     fits: list[GoalFit] = field(default_factory=list)  # the best few, best first
@@ -275,24 +287,37 @@ def goal_score(goal_name: str, rollouts: Rollouts, levels: Sequence[Level], max_
     return float(_scores(rollouts, levels, stacked, ends, steps, index)[0][0])
 
 
-def _distinct(goals: list[Goal], tables: dict) -> list[Goal]:
+def _distinct(goals: list[Goal], tables: dict) -> tuple[list[Goal], dict[str, list[str]]]:
     """Goals without duplicates: a place whose reach and stay tables equal an earlier place's, or a flag
-    goal equal to an earlier one, is dropped, as are goals that pay nothing on any level."""
+    goal equal to an earlier one, is dropped, as are goals that pay nothing on any level. Also returns,
+    per kept target, the dropped targets that are the same goal on these levels."""
     by_target: dict[str, list[Goal]] = {}
     for g in goals:
         by_target.setdefault(g.target, []).append(g)
-    seen, kept = set(), []
-    for group in by_target.values():
+    first: dict[bytes, str] = {}
+    kept, aliases = [], {}
+    for target, group in by_target.items():
         per_goal = [tables[g] for g in group]
         if all(not t.any() for per_level in per_goal for t in per_level):
             continue
         key = b"|".join(
             b"".join(np.ascontiguousarray(t).tobytes() for t in per_level) for per_level in per_goal
         )
-        if key not in seen:
-            seen.add(key)
+        if key in first:
+            aliases[first[key]].append(target)
+        else:
+            first[key] = target
+            aliases[target] = []
             kept += group
-    return kept
+    return kept, aliases
+
+
+def _alias_words(targets: Sequence[str]) -> str:
+    """`` (the same cells here as ...)``: places the judged levels cannot tell apart from the named one."""
+    if not targets:
+        return ""
+    places = [Goal("reach", t).words.removeprefix("enters ") for t in targets]
+    return " (on these levels the same cells as " + "; as ".join(places) + ")"
 
 
 def _place_fit(readings: dict[str, GoalFit]) -> GoalFit:
@@ -340,7 +365,7 @@ def find_goal(
     levels = list(levels[:n_levels])
     goals = library(levels, rollouts)
     tables = {g: [goal_table(g, lv) for lv in levels] for g in goals}
-    goals = _distinct(goals, tables)
+    goals, aliases = _distinct(goals, tables)
     steps, index = _episode_steps(rollouts, levels)
     actions = np.concatenate([rollouts.actions[s, e] for e, s in enumerate(steps)])
     n_steps = len(actions)
@@ -370,10 +395,12 @@ def find_goal(
     if not fits:
         return FoundGoal(None, "", n_steps, n_levels, 0, penalty, 0.0, {}, math.nan, math.nan)
     best = fits[0]
+    same = aliases.get(best.goal.split(":", 1)[1], [])
     declared_penalty = math.log(max(n_steps, 1))
     return FoundGoal(
         goal=best.goal,
-        words=best.words,
+        words=best.words + _alias_words(same),
+        same_as=[f"{best.goal.split(':', 1)[0]}:{t}" for t in same],
         n_steps=n_steps,
         n_levels=n_levels,
         n_goals=n_hypotheses,
