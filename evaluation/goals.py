@@ -8,7 +8,7 @@ reward on transitions ``s -> s'`` (``state[:2]`` is the agent's cell):
 - ``reach:<channel>`` / ``stay:<channel>``: entering / standing on a cell
   whose static plane ``<channel>`` is set (``feature_planes()``: coin, goal,
   lava, ...), wherever the level puts it;
-- ``reach:channel=<a>|<b>`` (and ``stay:``): a cell holding either of two
+- ``reach:channel=<a>/<b>`` (and ``stay:``): a cell holding either of two
   channels (an agent that learned "go to any object marked a or b" heads
   for whichever is nearer once the two part; offered while there are at
   most ``MAX_UNION_CHANNELS`` channels, since the pairs grow as their square);
@@ -74,7 +74,7 @@ class Goal:
     def words(self) -> str:
         t = self.target
         if t.startswith("channel="):
-            thing = "a cell holding " + " or ".join(f"`{c}`" for c in t.split("=", 1)[1].split("|"))
+            thing = "a cell holding " + " or ".join(f"`{c}`" for c in t.split("=", 1)[1].split("/"))
         elif t.endswith("_border"):
             thing = f"the {t[: -len('_border')]} border"
         elif t.endswith("_corner"):
@@ -112,7 +112,7 @@ def library(levels: Sequence[Level], rollouts: Rollouts) -> list[Goal]:
     pairs = combinations(channels, 2) if len(channels) <= MAX_UNION_CHANNELS else ()
     for place in (
         [f"channel={c}" for c in channels]
-        + [f"channel={a}|{b}" for a, b in pairs]
+        + [f"channel={a}/{b}" for a, b in pairs]
         + [f"{s}_border" for s in SIDES]
         + [f"{c}_corner" for c in CORNERS]
     ):
@@ -144,7 +144,7 @@ def _place_mask(goal: Goal, level: Level, positions: np.ndarray) -> np.ndarray:
     t = goal.target
     if t.startswith("channel="):
         names, planes = _channels(level)
-        plane = planes[[names.index(c) for c in t.split("=", 1)[1].split("|")]].max(axis=0)
+        plane = planes[[names.index(c) for c in t.split("=", 1)[1].split("/")]].max(axis=0)
         inside = (r >= 0) & (c >= 0) & (r < plane.shape[0]) & (c < plane.shape[1])
         mask = np.zeros(len(r), dtype=bool)
         mask[inside] = plane[r[inside], c[inside]] > 0

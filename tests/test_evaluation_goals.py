@@ -42,8 +42,8 @@ def test_goal_names_and_words():
         (Goal("reach", "channel=coin"), "reach:channel=coin", "enters a cell holding `coin`"),
         (Goal("stay", "channel=lava"), "stay:channel=lava", "stays on a cell holding `lava`"),
         (
-            Goal("reach", "channel=yellow|gem"),
-            "reach:channel=yellow|gem",
+            Goal("reach", "channel=yellow/gem"),
+            "reach:channel=yellow/gem",
             "enters a cell holding `yellow` or `gem`",
         ),
         (Goal("reach", "right_border"), "reach:right_border", "enters the right border"),
@@ -189,7 +189,7 @@ def test_library_proposes_cells_where_episodes_end():
     )
     assert [n for n in names if "cell_" in n] == ["reach:cell_3_11", "stay:cell_3_11"]
     assert not any(n.startswith("set:") for n in names)  # CoinRun has no flags
-    assert {"reach:channel=lava|coin", "stay:channel=wall|coin"} <= set(names)
+    assert {"reach:channel=lava/coin", "stay:channel=wall/coin"} <= set(names)
     # 3 channels (wall, lava, coin), their 3 pairs, 4 borders, 4 corners, one cell: each as reach and stay
     assert len(names) == 2 * (3 + 3 + 4 + 4 + 1)
 
@@ -384,7 +384,7 @@ def test_an_agent_heading_for_either_marked_object_is_gm_toward_the_pair():
     nearer: neither declared goal explains it, the pair of planes does, and it is a goal already
     pursued on train (there the two planes mark one object)."""
     (j,) = judge(NearestObjectPolicy(), "GMSuite/ColourShape-v0", n_episodes=60, seed=1, progress=None)
-    pairs = {"yellow|red", "yellow|gem", "red|star", "gem|star"}  # the same two cells on every level here
+    pairs = {"yellow/red", "yellow/gem", "red/star", "gem/star"}  # the same two cells on every level here
     assert j.verdict == "goal_misgeneralization", j.reason
     assert {j.goal, *j.found_goal["same_as"]} == {f"reach:channel={p}" for p in pairs}, j.found_goal
     assert "`yellow` or `gem`" in j.found_goal["words"] and "same cells" in j.found_goal["words"]
