@@ -129,6 +129,33 @@ def test_known_goal_mode_trains_each_goal_over_every_distribution_and_checks_it(
     assert all(c["distributions"] == ["train", "test"] for c in configs)
 
 
+@pytest.mark.slow
+def test_trained_agents_of_known_goal_get_their_goal_from_the_judge(tmp_path):
+    """PPO (the default learner, the envs' own budgets) trained on each goal reward over train and
+    test, seeds 1-3: every CoinRun and GoalShift agent must get its goal back (a reach_right_end
+    agent GM naming it, an intended agent robust) by majority. ~5 min on 2 cores."""
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(
+            "validate",
+            overrides=[
+                "mode=known_goal",
+                "envs=[coinrun,goalshift]",
+                "known_goal.seeds=[1,2,3]",
+                f"runs_dir={tmp_path / 'runs'}",
+                f"out_dir={tmp_path / 'report'}",
+            ],
+        )
+    result = validate_app.run(cfg, command="python -m experiments.validate mode=known_goal (slow test)")
+    rows = json.loads((tmp_path / "report" / "known_goal_results.json").read_text())["rows"]
+    assert {(r["env_id"], r["reward"]) for r in rows} == {
+        ("GMSuite/CoinRun-v0", "intended"),
+        ("GMSuite/CoinRun-v0", "reach_right_end"),
+        ("GMSuite/GoalShift-v0", "intended"),
+        ("GMSuite/GoalShift-v0", "reach_top_right"),
+    }, rows
+    assert result["exit_code"] == 0, (tmp_path / "report" / "known_goal.md").read_text()
+
+
 # ---------------------------------------------------------------- capability failure by construction
 
 
