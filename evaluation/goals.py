@@ -236,7 +236,7 @@ class FoundGoal:
     score: float
     success: float
     epic: dict[str, float] = field(default_factory=dict)  # to each declared reward, on D's coverage
-    train_score: float = math.nan  # the agent's score under the goal on its training distribution
+    train_score: float = math.nan  # pursued_score on the training distribution (a pair: also each part)
     same_as: list[str] = field(default_factory=list)  # library goals identical to it on the judged levels
     runner_up: str | None = None
     runner_up_margin: float = math.nan  # log-likelihood of the best minus the runner-up's
@@ -285,6 +285,23 @@ def goal_score(goal_name: str, rollouts: Rollouts, levels: Sequence[Level], max_
     ends = [goal_ends([kind], lv, t) for lv, t in zip(levels, stacked, strict=True)]
     steps, index = _episode_steps(rollouts, levels)
     return float(_scores(rollouts, levels, stacked, ends, steps, index)[0][0])
+
+
+def pursued_score(goal_name: str, rollouts: Rollouts, levels: Sequence[Level], max_levels: int = 50) -> float:
+    """How well the agent pursued the goal on these levels: its score, and for a pair of channels the
+    lower of its two channels' scores too.
+
+    "A cell holding lava or goal" is pursued on train by an agent that only
+    ever reaches the goal, and on test by the same agent walking into lava:
+    a disjunction whose parts take turns is no goal of the agent's. Each
+    part must have been pursued (for one object marked by both channels,
+    as ColourShape's yellow gem, each part is the whole).
+    """
+    kind, target = goal_name.split(":", 1)
+    names = [goal_name]
+    if target.startswith("channel=") and "/" in target:
+        names += [f"{kind}:channel={c}" for c in target.split("=", 1)[1].split("/")]
+    return min(goal_score(name, rollouts, levels, max_levels) for name in names)
 
 
 def _distinct(goals: list[Goal], tables: dict) -> tuple[list[Goal], dict[str, list[str]]]:

@@ -29,7 +29,7 @@ from agents.loading import TrainedAgent, load_agents
 from agents.policies import Policy
 from envs.task import VERDICTS, exact_problem
 from evaluation.epic import coverage, declared_reward_matrices, epic_distances, model_reward_matrices
-from evaluation.goals import declared_log_likelihoods, find_goal, goal_reward_source, goal_score
+from evaluation.goals import declared_log_likelihoods, find_goal, goal_reward_source, pursued_score
 from evaluation.inference import NO_GOAL, CandidateInference, candidate_rewards, infer_goal
 from evaluation.irl import maxent_irl
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
@@ -338,7 +338,7 @@ def _judge_shifted(
             found.epic = {r: found_distances[(found.goal, r)] for r in declared}
             if train_rollouts is not None:
                 train_levels = bank.levels_of(train_rollouts)
-                found.train_score = goal_score(found.goal, train_rollouts, train_levels, irl_levels)
+                found.train_score = pursued_score(found.goal, train_rollouts, train_levels, irl_levels)
         decision = decide(train_table, table, inference, epic_to_specified, thresholds, found)
         found_goal = found.to_dict()
     return Judgement(

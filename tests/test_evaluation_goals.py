@@ -194,6 +194,21 @@ def test_library_proposes_cells_where_episodes_end():
     assert len(names) == 2 * (3 + 3 + 4 + 4 + 1)
 
 
+def test_a_pair_of_channels_is_pursued_only_as_far_as_each_of_its_parts():
+    """The coin-seeking planner reaches "lava or coin" on every level (through the coin) but never lava:
+    as a goal pursued in training, the pair scores what its weaker part scores."""
+    from evaluation.goals import goal_score, pursued_score
+
+    played, levels = planner_rollouts(COINRUN, "intended", n=20)
+    pair = goal_score("reach:channel=lava/coin", played, levels)
+    assert pair > 0.9
+    assert pursued_score("reach:channel=coin", played, levels) == goal_score(
+        "reach:channel=coin", played, levels
+    )
+    lava = goal_score("reach:channel=lava", played, levels)
+    assert lava < 0.1 and pursued_score("reach:channel=lava/coin", played, levels) == lava
+
+
 def test_random_policy_has_no_goal():
     """A uniform random walker is explained by no library goal better than by "no goal"."""
     played, levels = planner_rollouts(COINRUN, None, n=30, policy=UniformRandomPolicy(0))
