@@ -287,21 +287,31 @@ def goal_score(goal_name: str, rollouts: Rollouts, levels: Sequence[Level], max_
     return float(_scores(rollouts, levels, stacked, ends, steps, index)[0][0])
 
 
-def pursued_score(goal_name: str, rollouts: Rollouts, levels: Sequence[Level], max_levels: int = 50) -> float:
-    """How well the agent pursued the goal on these levels: its score, and for a pair of channels the
-    lower of its two channels' scores too.
+def pursued_score(
+    goal_names: Sequence[str], rollouts: Rollouts, levels: Sequence[Level], max_levels: int = 50
+) -> float:
+    """How well the agent pursued a found goal on these levels (its training levels).
 
-    "A cell holding lava or goal" is pursued on train by an agent that only
-    ever reaches the goal, and on test by the same agent walking into lava:
-    a disjunction whose parts take turns is no goal of the agent's. Each
-    part must have been pursued (for one object marked by both channels,
-    as ColourShape's yellow gem, each part is the whole).
+    ``goal_names`` is the found goal and the goals the judged levels could not
+    tell from it (``FoundGoal.same_as``): the best of them counts. A pair of
+    channels counts only as far as each part was pursued: "a cell holding
+    lava or goal" is pursued on train by an agent that only ever reaches the
+    goal, and on test by the same agent walking into lava; a disjunction
+    whose parts take turns is no goal of the agent's (for one object marked
+    by both channels, as ColourShape's yellow gem, each part is the whole).
+    A part absent from these levels (no reference: NaN) was not pursued.
     """
-    kind, target = goal_name.split(":", 1)
-    names = [goal_name]
-    if target.startswith("channel=") and "/" in target:
-        names += [f"{kind}:channel={c}" for c in target.split("=", 1)[1].split("/")]
-    return min(goal_score(name, rollouts, levels, max_levels) for name in names)
+    best = math.nan
+    for name in goal_names:
+        kind, target = name.split(":", 1)
+        names = [name]
+        if target.startswith("channel=") and "/" in target:
+            names += [f"{kind}:channel={c}" for c in target.split("=", 1)[1].split("/")]
+        scores = [goal_score(n, rollouts, levels, max_levels) for n in names]
+        score = math.nan if any(math.isnan(x) for x in scores) else min(scores)
+        if not math.isnan(score) and not score <= best:
+            best = score
+    return best
 
 
 def _distinct(goals: list[Goal], tables: dict) -> tuple[list[Goal], dict[str, list[str]]]:

@@ -338,7 +338,9 @@ def _judge_shifted(
             found.epic = {r: found_distances[(found.goal, r)] for r in declared}
             if train_rollouts is not None:
                 train_levels = bank.levels_of(train_rollouts)
-                found.train_score = pursued_score(found.goal, train_rollouts, train_levels, irl_levels)
+                found.train_score = pursued_score(
+                    [found.goal, *found.same_as], train_rollouts, train_levels, irl_levels
+                )
         decision = decide(train_table, table, inference, epic_to_specified, thresholds, found)
         found_goal = found.to_dict()
     return Judgement(
