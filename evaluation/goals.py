@@ -275,16 +275,33 @@ def _scores(rollouts, levels, stacked, ends, steps, index) -> tuple[np.ndarray, 
     return scores, success / len(levels)
 
 
-def goal_score(goal_name: str, rollouts: Rollouts, levels: Sequence[Level], max_levels: int = 50) -> float:
-    """The agent's normalised score under library goal ``kind:target`` on the first ``max_levels`` levels."""
+def goal_scores(
+    goal_names: Sequence[str], rollouts: Rollouts, levels: Sequence[Level], max_levels: int = 50
+) -> dict[str, float]:
+    """The agent's normalised score under each library goal ``kind:target`` on the first ``max_levels``
+    levels, all in one pass over the episodes."""
     n_levels = min(len(levels), rollouts.num_episodes, max_levels)
     levels = list(levels[:n_levels])
-    kind, target = goal_name.split(":", 1)
-    goal = Goal(kind, target)
-    stacked = [goal_table(goal, lv)[None] for lv in levels]
-    ends = [goal_ends([kind], lv, t) for lv, t in zip(levels, stacked, strict=True)]
+    names = list(dict.fromkeys(goal_names))
+    goals = [Goal(*name.split(":", 1)) for name in names]
+    stacked = [np.stack([goal_table(g, lv) for g in goals]) for lv in levels]
+    ends = [goal_ends([g.kind for g in goals], lv, t) for lv, t in zip(levels, stacked, strict=True)]
     steps, index = _episode_steps(rollouts, levels)
-    return float(_scores(rollouts, levels, stacked, ends, steps, index)[0][0])
+    scores = _scores(rollouts, levels, stacked, ends, steps, index)[0]
+    return dict(zip(names, map(float, scores), strict=True))
+
+
+def goal_score(goal_name: str, rollouts: Rollouts, levels: Sequence[Level], max_levels: int = 50) -> float:
+    """The agent's normalised score under library goal ``kind:target`` on the first ``max_levels`` levels."""
+    return goal_scores([goal_name], rollouts, levels, max_levels)[goal_name]
+
+
+def _parts(goal_name: str) -> list[str]:
+    """The goal and, for a pair of channels, each of its two channels' goals."""
+    kind, target = goal_name.split(":", 1)
+    if target.startswith("channel=") and "/" in target:
+        return [goal_name, *(f"{kind}:channel={c}" for c in target.split("=", 1)[1].split("/"))]
+    return [goal_name]
 
 
 def pursued_score(
@@ -301,14 +318,11 @@ def pursued_score(
     by both channels, as ColourShape's yellow gem, each part is the whole).
     A part absent from these levels (no reference: NaN) was not pursued.
     """
+    scores = goal_scores([p for name in goal_names for p in _parts(name)], rollouts, levels, max_levels)
     best = math.nan
     for name in goal_names:
-        kind, target = name.split(":", 1)
-        names = [name]
-        if target.startswith("channel=") and "/" in target:
-            names += [f"{kind}:channel={c}" for c in target.split("=", 1)[1].split("/")]
-        scores = [goal_score(n, rollouts, levels, max_levels) for n in names]
-        score = math.nan if any(math.isnan(x) for x in scores) else min(scores)
+        parts = [scores[p] for p in _parts(name)]
+        score = math.nan if any(math.isnan(x) for x in parts) else min(parts)
         if not math.isnan(score) and not score <= best:
             best = score
     return best

@@ -23,14 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import envs
-from agents.planning import (
-    DEFAULT_GAMMA,
-    Level,
-    LevelSolver,
-    ParamsKeyedSolver,
-    params_key,
-    solve_level,
-)
+from agents.planning import DEFAULT_GAMMA, Level, LevelSolver, ParamsKeyedSolver, params_key, solve_level
 from agents.policies import PlannerPolicy, UniformRandomPolicy
 from envs import rng
 from evaluation.rollouts import EVAL_SEED_OFFSET, Rollouts, rollout
