@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from evaluation.study import (
 )
 from evaluation.verdict import Thresholds
 from experiments.common import CONFIGS, clear_errors, env_params, load_env_config, train_config
-from experiments.pipeline import train_runs
+from experiments.pipeline import train_runs, train_runs_slurm
 from experiments.suite import git_commit
 
 
@@ -51,6 +52,21 @@ def study_env_config(spec: DictConfig) -> DictConfig:
     return load_env_config(spec.env, overrides=fixed)
 
 
+def study_launcher(cfg: DictConfig) -> dict | None:
+    """The submitit parameters of ``launcher=slurm``, or None for ``launcher=local``; checked before work."""
+    launcher = (
+        OmegaConf.to_container(cfg.launcher, resolve=True) if cfg.get("launcher") else {"name": "local"}
+    )
+    name = launcher.pop("name", None)
+    if name == "local":
+        return None
+    if name != "slurm":
+        raise ValueError(f"launcher.name must be 'local' or 'slurm', got {name!r}")
+    if shutil.which("sbatch") is None:
+        raise ValueError("launcher=slurm: no Slurm here (sbatch not found); use launcher=local")
+    return launcher
+
+
 def run(cfg: DictConfig, command: str | None = None) -> dict:
     started = time.perf_counter()
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -66,6 +82,7 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
         raise ValueError(f"n_jobs must be a positive integer, got {cfg.n_jobs!r}")
     if isinstance(cfg.n_episodes, bool) or not isinstance(cfg.n_episodes, int) or cfg.n_episodes < 1:
         raise ValueError(f"n_episodes must be a positive integer, got {cfg.n_episodes!r}")
+    launcher = study_launcher(cfg)
     steps = next(
         s
         for s in (cfg.total_timesteps, spec.get("total_timesteps"), env_cfg.total_timesteps)
@@ -94,10 +111,13 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
         f"({cfg.n_jobs} at a time; finished runs are reused; {len(planted)} planted)",
         flush=True,
     )
-    train_runs(jobs, n_jobs=cfg.n_jobs)
+    out_dir = Path(cfg.out_dir)
+    if launcher:
+        train_runs_slurm(jobs, out_dir / ".submitit" / "%j", launcher)
+    else:
+        train_runs(jobs, n_jobs=cfg.n_jobs)
     trained = time.perf_counter()
     print("judging...", flush=True)
-    out_dir = Path(cfg.out_dir)
     judged = judge_study(
         env_cfg.id,
         cfg.agent.algo,

@@ -143,3 +143,47 @@ def test_a_failing_job_ends_the_sweep_naming_job_state_and_log(tmp_path):
     (good,) = [r for r in (tmp_path / "runs" / "coinrun" / "ppo").iterdir() if r.name.startswith("crp0.1-")]
     assert json.loads((good / "metrics.json").read_text())["status"] == "done"
     print(f"failing-job Slurm sweep ended in {wall:.1f} s: {found.group(0)[:200]}")
+
+
+def test_a_study_trains_its_seeds_as_a_slurm_job_array_and_reuses_them(tmp_path):
+    """``experiments.study launcher=slurm``: one array task per (point, seed), judged here; a re-run
+    submits nothing (every run is finished) and gives the same table."""
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.study",
+        "study=coin",
+        "launcher=slurm",
+        "study.values=[0.0]",
+        "study.n_seeds=2",
+        "total_timesteps=1024",
+        "n_episodes=8",
+        "train.eval_episodes=4",
+        "agent.num_envs=8",
+        *TINY_PPO,
+        f"runs_dir={tmp_path / 'runs'}",
+    ]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    outputs = []
+    for attempt in ("first", "again"):
+        out = tmp_path / attempt
+        result = subprocess.run(
+            [*command, f"out_dir={out}"], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append((out, result.stdout))
+    (first, first_log), (again, again_log) = outputs
+    assert "slurm: 2 training jobs submitted" in first_log and "submitted" not in again_log
+    tasks = sorted(p.name for p in (first / ".submitit").glob("*_*") if p.is_dir())
+    assert len(tasks) == 2 and {t.split("_")[0] for t in tasks} == {tasks[0].split("_")[0]}  # one array
+    assert all(sacct(task)["state"] == "COMPLETED" for task in tasks)
+    runs = sorted((tmp_path / "runs" / "coinrun").iterdir())
+    assert [r.name.rsplit("-", 1)[1] for r in runs] == ["seed1", "seed2"]
+    assert all(json.loads((r / "metrics.json").read_text())["status"] == "done" for r in runs)
+    assert (first / "study.csv").read_text().splitlines()[0] == (
+        again / "study.csv"
+    ).read_text().splitlines()[0]
+    rows = [
+        json.loads((d / "study.json").read_text())["points"][0]["verdict_fractions"] for d in (first, again)
+    ]
+    assert rows[0] == rows[1]
