@@ -77,9 +77,18 @@ class LevelCoverage:
 
 
 def coverage(
-    rollouts: Sequence[Rollouts], levels: Sequence[Level], max_levels: int | None = None
+    rollouts: Sequence[Rollouts],
+    levels: Sequence[Level],
+    max_levels: int | None = None,
+    stop_tables: Sequence[np.ndarray] | None = None,
 ) -> list[LevelCoverage]:
-    """Per-level coverage from rollouts that all share ``levels`` (one episode per level)."""
+    """Per-level coverage from rollouts that all share ``levels`` (one episode per level).
+
+    ``stop_tables`` (one ``(S, A)`` table per level) cut every episode after its
+    first step whose entry is positive: the coverage of a goal that is over
+    once reached (:func:`evaluation.goals.goal_ends`), whose reward says
+    nothing about the steps after.
+    """
     n_levels = len(levels) if max_levels is None else min(len(levels), max_levels)
     for r in rollouts:
         if r.num_episodes != len(levels):
@@ -94,7 +103,12 @@ def coverage(
         for r in rollouts:
             alive = r.alive[:, e]
             idx = level.index_of(r.states[alive, e])
-            visited += [idx, model.next_state[idx, r.actions[alive, e]]]
+            taken = r.actions[alive, e]
+            if stop_tables is not None:
+                reached = np.flatnonzero(stop_tables[e][idx, taken] > 0)
+                if len(reached):
+                    idx, taken = idx[: reached[0] + 1], taken[: reached[0] + 1]
+            visited += [idx, model.next_state[idx, taken]]
         covered = np.unique(np.concatenate(visited))
         successors = np.setdiff1d(np.unique(model.next_state[covered]), covered)
         states = np.concatenate([covered, successors])

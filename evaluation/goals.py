@@ -43,7 +43,7 @@ import numpy as np
 from scipy.special import expit
 
 from agents.planning import finite_horizon_values, value_iteration
-from evaluation.epic import LevelCoverage, table_matrices
+from evaluation.epic import LevelCoverage, coverage, table_matrices
 from evaluation.inference import fit_noisy_rational, step_q_values
 from evaluation.levels import Level
 from evaluation.rollouts import Rollouts
@@ -467,6 +467,24 @@ def declared_log_likelihoods(
     subset = rollouts.episodes(np.arange(n_levels))
     q, actions = step_q_values(subset, list(levels[:n_levels]), names)
     return {name: fit_noisy_rational(q[k], actions)[2] for k, name in enumerate(names)}
+
+
+def goal_coverage(
+    goal_name: str, rollouts: Sequence[Rollouts], levels: Sequence[Level], max_levels: int | None = None
+) -> list[LevelCoverage]:
+    """EPIC's coverage for comparing the library goal ``kind:target`` with other rewards.
+
+    A ``reach`` goal is over once reached (:func:`goal_ends`): each episode is
+    cut after it first enters the place, so what an agent does there afterwards
+    (idling in and out of a corner) does not count against a declared reward
+    paid on the first visit only. ``stay`` and ``set`` goals keep every step.
+    """
+    kind, target = goal_name.split(":", 1)
+    if kind != "reach":
+        return coverage(rollouts, levels, max_levels)
+    n_levels = len(levels) if max_levels is None else min(len(levels), max_levels)
+    tables = [goal_table(Goal(kind, target), lv) for lv in levels[:n_levels]]
+    return coverage(rollouts, levels, max_levels, stop_tables=tables)
 
 
 def goal_reward_source(goal_name: str):

@@ -29,7 +29,13 @@ from agents.loading import TrainedAgent, load_agents
 from agents.policies import Policy
 from envs.task import VERDICTS, exact_problem
 from evaluation.epic import coverage, declared_reward_matrices, epic_distances, model_reward_matrices
-from evaluation.goals import declared_log_likelihoods, find_goal, goal_reward_source, pursued_score
+from evaluation.goals import (
+    declared_log_likelihoods,
+    find_goal,
+    goal_coverage,
+    goal_reward_source,
+    pursued_score,
+)
 from evaluation.inference import NO_GOAL, CandidateInference, candidate_rewards, infer_goal
 from evaluation.irl import maxent_irl
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
@@ -330,7 +336,12 @@ def _judge_shifted(
         found = find_goal(agent_rollouts, levels, declared_ll, bank.gamma, max_levels=irl_levels)
         if found.goal is not None:
             found_distances = epic_distances(
-                cov,
+                goal_coverage(
+                    found.goal,
+                    [agent_rollouts, references.random, *references.optimal.values()],
+                    levels,
+                    epic_levels,
+                ),
                 [model_reward_matrices, goal_reward_source(found.goal)],
                 bank.gamma,
                 [(found.goal, r) for r in declared],

@@ -157,3 +157,30 @@ def test_coverage_includes_states_reached_by_random_rollouts():
         visited = {tuple(s) for s in r.states[r.alive[:, e], e].tolist()}
         covered = {tuple(s) for s in c.state_vectors[c.state_weights > 0].tolist()}
         assert visited <= covered
+
+
+def test_stop_tables_cut_each_episode_after_its_first_payment():
+    """Coverage with a stop table keeps each episode up to and including its first paying step."""
+    bank, env_id = LevelBank(), "GMSuite/Maze-v0"
+    seeds = distribution_level_seeds(6, 2, "test")
+    params = envs.core_class(env_id).resolve_params("test", {})
+    levels = bank.levels(env_id, "test", params, seeds)
+    r = rollout(UniformRandomPolicy(3), env_id, "test", params, level_seeds=seeds)
+    # pays on entering the cell the random walk stands on at step 3 of each episode
+    tables = []
+    for e, level in enumerate(levels):
+        target = level.index_of(r.states[3:4, e])[0]
+        tables.append((level.model.next_state == target).astype(float))
+    cut = coverage([r], levels, stop_tables=tables)
+    never = coverage([r], levels, stop_tables=[np.zeros_like(t) for t in tables])
+    full = coverage([r], levels)
+    for e, (c, n, f) in enumerate(zip(cut, never, full, strict=True)):
+        assert np.array_equal(n.states, f.states) and np.array_equal(n.source, f.source)
+        idx = levels[e].index_of(r.states[r.alive[:, e], e])
+        taken = r.actions[r.alive[:, e], e]
+        first = int(np.flatnonzero(tables[e][idx, taken] > 0)[0])
+        assert first <= 2  # the walk enters the step-3 cell by step 2 at the latest
+        kept = set(idx[: first + 1].tolist()) | set(
+            levels[e].model.next_state[idx[: first + 1], taken[: first + 1]].tolist()
+        )
+        assert set(c.states[c.state_weights > 0].tolist()) == kept
