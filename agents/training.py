@@ -660,7 +660,8 @@ def _differences(previous: dict, current: dict) -> list[str]:
     )
 
 
-def _finished(run_dir: Path) -> dict | None:
+def finished_metrics(run_dir: Path) -> dict | None:
+    """The metrics of a run folder whose training is done (final model saved), else None."""
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists() and (run_dir / "final" / "model.pt").exists():
         try:
@@ -726,7 +727,7 @@ def prepare_run(
                 way_out = "train.extend=true continues it to the new budget; or " + way_out
             raise ValueError(f"{run_dir} holds a run with a different config (changed: {changed}); {way_out}")
         if not changed:
-            finished = _finished(run_dir)
+            finished = finished_metrics(run_dir)
             if finished is not None:
                 return RunStart(finished=finished)
         own = latest_checkpoint(run_dir / "checkpoints")

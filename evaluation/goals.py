@@ -43,7 +43,7 @@ import numpy as np
 from scipy.special import expit
 
 from agents.planning import finite_horizon_values, value_iteration
-from evaluation.epic import LevelCoverage, coverage, table_matrices
+from evaluation.epic import LevelCoverage, table_matrices
 from evaluation.inference import fit_noisy_rational, step_q_values
 from evaluation.levels import Level
 from evaluation.rollouts import Rollouts
@@ -469,10 +469,9 @@ def declared_log_likelihoods(
     return {name: fit_noisy_rational(q[k], actions)[2] for k, name in enumerate(names)}
 
 
-def goal_coverage(
-    goal_name: str, rollouts: Sequence[Rollouts], levels: Sequence[Level], max_levels: int | None = None
-) -> list[LevelCoverage]:
-    """EPIC's coverage for comparing the library goal ``kind:target`` with other rewards.
+def goal_stop_tables(goal_name: str, levels: Sequence[Level], max_levels: int | None = None):
+    """Where EPIC's coverage of the library goal ``kind:target`` ends (``evaluation.epic.coverage``'s
+    ``stop_tables``), or None to keep every step.
 
     A ``reach`` goal is over once reached (:func:`goal_ends`): each episode is
     cut after it first enters the place, so what an agent does there afterwards
@@ -481,10 +480,9 @@ def goal_coverage(
     """
     kind, target = goal_name.split(":", 1)
     if kind != "reach":
-        return coverage(rollouts, levels, max_levels)
+        return None
     n_levels = len(levels) if max_levels is None else min(len(levels), max_levels)
-    tables = [goal_table(Goal(kind, target), lv) for lv in levels[:n_levels]]
-    return coverage(rollouts, levels, max_levels, stop_tables=tables)
+    return [goal_table(Goal(kind, target), lv) for lv in levels[:n_levels]]
 
 
 def goal_reward_source(goal_name: str):

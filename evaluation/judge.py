@@ -32,8 +32,8 @@ from evaluation.epic import coverage, declared_reward_matrices, epic_distances, 
 from evaluation.goals import (
     declared_log_likelihoods,
     find_goal,
-    goal_coverage,
     goal_reward_source,
+    goal_stop_tables,
     pursued_score,
 )
 from evaluation.inference import NO_GOAL, CandidateInference, candidate_rewards, infer_goal
@@ -303,7 +303,8 @@ def _judge_shifted(
     inference = infer_goal(agent_rollouts, levels, candidates)
 
     learned = maxent_irl(agent_rollouts, levels, bank.gamma, max_levels=irl_levels) if run_irl else None
-    cov = coverage([agent_rollouts, references.random, *references.optimal.values()], levels, epic_levels)
+    covered = [agent_rollouts, references.random, *references.optimal.values()]
+    cov = coverage(covered, levels, epic_levels)
     declared = list(task.reward_names)
     pairs = [(r, "specified") for r in declared if r != "specified"]
     sources = [declared_reward_matrices]
@@ -335,13 +336,9 @@ def _judge_shifted(
         declared_ll = declared_log_likelihoods(agent_rollouts, levels, candidates, irl_levels)
         found = find_goal(agent_rollouts, levels, declared_ll, bank.gamma, max_levels=irl_levels)
         if found.goal is not None:
+            stops = goal_stop_tables(found.goal, levels, epic_levels)
             found_distances = epic_distances(
-                goal_coverage(
-                    found.goal,
-                    [agent_rollouts, references.random, *references.optimal.values()],
-                    levels,
-                    epic_levels,
-                ),
+                cov if stops is None else coverage(covered, levels, epic_levels, stop_tables=stops),
                 [model_reward_matrices, goal_reward_source(found.goal)],
                 bank.gamma,
                 [(found.goal, r) for r in declared],

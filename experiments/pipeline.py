@@ -8,7 +8,6 @@ runs) in parallel processes, one per core, or as one Slurm job each
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from joblib import Parallel, delayed
 
-from agents.training import TrainConfig, train
+from agents.training import TrainConfig, finished_metrics, train
 from evaluation.periodic import make_evaluator
 
 
@@ -41,13 +40,18 @@ class SlurmTrainingError(RuntimeError):
     """Slurm jobs of :func:`train_runs_slurm` that failed, each named with its state and log."""
 
 
+def require_slurm() -> None:
+    """Raises ``ValueError`` when this machine has no ``sbatch``: checked before any work."""
+    if shutil.which("sbatch") is None:
+        raise ValueError("launcher=slurm: no Slurm here (sbatch not found); use launcher=local")
+
+
 def slurm_executor(folder: str | Path, params: Mapping):
     """A submitit executor for Slurm with ``params`` (submitit's names: ``timeout_min``,
     ``cpus_per_task``, ``mem_gb``, ``slurm_partition``, ``slurm_array_parallelism``, ...).
 
-    Raises ``RuntimeError`` when this machine has no ``sbatch``, before any job is submitted."""
-    if shutil.which("sbatch") is None:
-        raise RuntimeError("launcher=slurm: no Slurm here (sbatch not found); use launcher=local")
+    Raises ``ValueError`` when this machine has no ``sbatch``, before any job is submitted."""
+    require_slurm()
     import submitit
 
     executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
@@ -69,10 +73,9 @@ def train_runs_slurm(
     its log (submitit's files under ``folder``)."""
     done, todo = {}, []
     for config, run_dir in jobs:
-        metrics = Path(run_dir) / "metrics.json"
-        status = json.loads(metrics.read_text()).get("status") if metrics.is_file() else None
-        if status == "done":
-            done[str(run_dir)] = {"run_dir": str(run_dir), **json.loads(metrics.read_text())}
+        metrics = finished_metrics(Path(run_dir))
+        if metrics is not None:
+            done[str(run_dir)] = {"run_dir": str(run_dir), **metrics}
         else:
             todo.append((config, run_dir))
     if todo:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from evaluation.study import (
 )
 from evaluation.verdict import Thresholds
 from experiments.common import CONFIGS, clear_errors, env_params, load_env_config, train_config
-from experiments.pipeline import train_runs, train_runs_slurm
+from experiments.pipeline import require_slurm, train_runs, train_runs_slurm
 from experiments.suite import git_commit
 
 
@@ -62,8 +61,7 @@ def study_launcher(cfg: DictConfig) -> dict | None:
         return None
     if name != "slurm":
         raise ValueError(f"launcher.name must be 'local' or 'slurm', got {name!r}")
-    if shutil.which("sbatch") is None:
-        raise ValueError("launcher=slurm: no Slurm here (sbatch not found); use launcher=local")
+    require_slurm()
     return launcher
 
 
