@@ -12,6 +12,15 @@ reward on transitions ``s -> s'`` (``state[:2]`` is the agent's cell):
   channels (an agent that learned "go to any object marked a or b" heads
   for whichever is nearer once the two part; offered while there are at
   most ``MAX_UNION_CHANNELS`` channels, since the pairs grow as their square);
+- ``reach:object=<channel>`` (and ``stay:``): entering the cell where an
+  observed object stands, read off the observation of each state of the
+  level (channels named by ``channel_names``; the object's cell *before*
+  the move, since an object may react to being entered: a partner walks
+  on, a shield is taken). It gives goals that move within an episode (a
+  partner, a monster) and objects that vanish, and it gives places to a task
+  without ``feature_planes()``. Offered for every channel whose cells are an
+  object's: not the agent's own marker, at most a quarter of the grid, and
+  not a static feature plane that never changes (that is ``channel=``);
 - ``reach:<side>_border``, ``reach:<corner>_corner`` (and ``stay:``): the
   level's reachable area's borders and corners (a right end, a top-right
   corner), whatever the level's size;
@@ -55,6 +64,10 @@ CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 CELL_PROPOSAL_SHARE = 0.25
 # Pairs of channels ("a cell holding a or b") are offered up to this many static channels.
 MAX_UNION_CHANNELS = 8
+# An observation channel is an object's when it never covers more than this share of the grid.
+OBJECT_MAX_SHARE = 0.25
+# Observed objects are read for levels of at most this many states (one observation per state).
+OBJECT_MAX_STATES = 50_000
 # Library goals' Q* need only rank actions for the likelihood: a looser tolerance than the references'.
 VALUE_TOLERANCE = 1e-6
 
@@ -75,6 +88,8 @@ class Goal:
         t = self.target
         if t.startswith("channel="):
             thing = "a cell holding " + " or ".join(f"`{c}`" for c in t.split("=", 1)[1].split("/"))
+        elif t.startswith("object="):
+            thing = f"the cell where `{t.split('=', 1)[1]}` is"
         elif t.endswith("_border"):
             thing = f"the {t[: -len('_border')]} border"
         elif t.endswith("_corner"):
@@ -103,6 +118,68 @@ def _channels(level: Level) -> tuple[tuple[str, ...], np.ndarray]:
     return tuple(names), np.asarray(planes, dtype=np.float64)[0]
 
 
+def channel_names(core) -> tuple[str, ...]:
+    """Names of the observation's channels: the batch's or its task's ``channel_names``, else none."""
+    names = getattr(core, "channel_names", None) or getattr(getattr(core, "task", None), "channel_names", ())
+    return tuple(names or ())
+
+
+def observed_objects(level: Level) -> dict[str, np.ndarray]:
+    """Object channels of the level's observation, per model state: name -> ``(S, H, W)`` bool.
+
+    Each model state is set on a copy of the level and observed. A channel
+    is kept when it is an object's: its cells are never only the agent's own
+    (``agent``, a heading plane), never more than ``OBJECT_MAX_SHARE`` of the
+    grid (a "carrying" plane), and it is not a static feature plane that no
+    state changes (``channel=`` goals hold those). Empty when the
+    observation is not a ``(C, H, W)`` grid of named channels, or the level
+    has more than ``OBJECT_MAX_STATES`` states. Cached on the level.
+    """
+    cached = vars(level).get("_observed_objects")
+    if cached is not None:
+        return cached
+    objects: dict[str, np.ndarray] = {}
+    names, m = channel_names(level.core), level.model
+    if names and m.num_states <= OBJECT_MAX_STATES and m.states.shape[1] >= 2:
+        objects = _read_objects(level, names)
+    vars(level)["_observed_objects"] = objects
+    return objects
+
+
+def _read_objects(level: Level, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    m = level.model
+    chunk = min(m.num_states, 1024)
+    probe = level.core.replicate(0, chunk)
+    observed = []
+    for lo in range(0, m.num_states, chunk):
+        states = m.states[lo : lo + chunk]
+        probe.set_states(np.arange(len(states)), states)
+        obs = np.asarray(probe.observe())[: len(states)]
+        if obs.ndim != 4 or obs.shape[1] != len(names):
+            return {}
+        observed.append(obs != 0)
+    planes = np.concatenate(observed)  # (S, C, H, W)
+    s, _, h, w = planes.shape
+    rows, cols = m.states[:, 0], m.states[:, 1]
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    if not inside.all():
+        return {}
+    at_agent = np.zeros((s, h, w), dtype=bool)
+    at_agent[np.arange(s), rows, cols] = True
+    static = set(_channels(level)[0])
+    objects = {}
+    for c, name in enumerate(names):
+        plane = planes[:, c]
+        if not plane.any() or not (plane & ~at_agent).any():
+            continue
+        if plane.sum(axis=(1, 2)).max() > OBJECT_MAX_SHARE * h * w:
+            continue
+        if name in static and (plane == plane[:1]).all():
+            continue
+        objects[name] = plane
+    return objects
+
+
 def library(levels: Sequence[Level], rollouts: Rollouts) -> list[Goal]:
     """Every goal the levels offer, plus fixed cells where the agent's episodes often end."""
     if levels[0].model.states.shape[1] < 2:  # no (row, col) in the state: nothing here to place a goal on
@@ -117,6 +194,9 @@ def library(levels: Sequence[Level], rollouts: Rollouts) -> list[Goal]:
         + [f"{c}_corner" for c in CORNERS]
     ):
         goals += [Goal("reach", place), Goal("stay", place)]
+    observed = dict.fromkeys(name for lv in levels for name in observed_objects(lv))
+    for name in observed:
+        goals += [Goal("reach", f"object={name}"), Goal("stay", f"object={name}")]
     goals += [Goal("set", g) for g in flag_groups(getattr(levels[0].core, "flag_names", ()))]
     final = []
     for e in range(min(len(levels), rollouts.num_episodes)):
@@ -162,9 +242,26 @@ def _place_mask(goal: Goal, level: Level, positions: np.ndarray) -> np.ndarray:
     return side[vertical] & side[horizontal]
 
 
+def _object_mask(name: str, level: Level, states: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Whether each position ``(n, 2)`` holds the observed object ``name`` in the paired model state."""
+    plane = observed_objects(level).get(name)
+    if plane is None:  # the object is not on this level
+        return np.zeros(len(positions), dtype=bool)
+    return plane[level.index_of(states), positions[:, 0], positions[:, 1]]
+
+
 def goal_rewards(goal: Goal, level: Level, states: np.ndarray, next_states: np.ndarray) -> np.ndarray:
-    """The goal's reward on transitions ``s -> s'`` of this level: ``(n,)``."""
+    """The goal's reward on transitions ``s -> s'`` of this level: ``(n,)``.
+
+    An observed object's place is where it stands in ``s``, before the move.
+    """
     states, next_states = np.atleast_2d(states), np.atleast_2d(next_states)
+    if goal.target.startswith("object="):
+        name = goal.target.split("=", 1)[1]
+        now = _object_mask(name, level, states, next_states[:, :2])
+        if goal.kind == "stay":
+            return now.astype(np.float64)
+        return (now & ~_object_mask(name, level, states, states[:, :2])).astype(np.float64)
     if goal.kind == "set":
         columns = 2 + np.array(flag_groups(level.core.flag_names)[goal.target])
         before, after = states[:, columns] != 0, next_states[:, columns] != 0
