@@ -184,6 +184,7 @@ class GymTask:
         max_steps: int | None = None,
         feature_planes: Callable[[Any], tuple[Sequence[str], np.ndarray]] | None = None,
         flag_names: Sequence[str] = (),
+        channel_names: Sequence[str] = (),
         render: Callable[[Any], np.ndarray] | None = None,
         prepare_env: Callable[[Any], None] | None = None,
         on_reset: Callable[[Any], None] | None = None,
@@ -194,7 +195,10 @@ class GymTask:
         ``prepare_env(env)`` is called once on each new unwrapped env (e.g. to switch off work
         the task does not need); ``on_reset(env)`` and ``on_step(env)`` after every reset and
         step (e.g. to keep task-defined flags on the env, which the state codec then reads).
-        the task does not need). See the module docstring for everything else."""
+        the task does not need). ``channel_names``: one name per channel of an observation that is
+        a ``(C, H, W)`` grid indexed like the state's ``(row, col)``; the judge's goal library then
+        reads objects off it (evaluation.goals: a partner that walks, a key that vanishes). See the
+        module docstring for everything else."""
         self.env_id = env_id
         self.default_id = env
         if not isinstance(distributions, Mapping) or not all(
@@ -223,6 +227,7 @@ class GymTask:
         self.max_steps_override = max_steps
         self._feature_planes = feature_planes
         self.flag_names = tuple(flag_names)
+        self.channel_names = tuple(channel_names)
         self.render = render
         self.prepare_env = prepare_env
         self.on_reset = on_reset

@@ -457,3 +457,21 @@ def test_planner_rollout_reaches_every_goal():
                     if n != goal:
                         queue.append(n)
         assert result.lengths[row] == dist[goal]
+
+
+def test_declared_channel_names_give_the_goal_library_the_observed_objects():
+    """TinyRoom has no feature planes; naming its observation's channels lets the goal library read
+    the goal and the lava off it, and "enters the cell where `goal` is" pays where the declared
+    reward does, on every transition of the level's exact model."""
+    from evaluation.goals import Goal, goal_table, observed_objects
+    from evaluation.levels import LevelBank
+
+    task = envs.register_task(
+        make_task(env_id="GMSuiteTest/TinyChannels-v0", channel_names=("agent", "goal", "lava"))
+    )
+    played = rollout(PlannerPolicy("specified"), task.env_id, "test", n_episodes=3)
+    for level in LevelBank().levels_of(played):
+        assert set(observed_objects(level)) == {"goal", "lava"}  # the agent's own plane is never a goal
+        np.testing.assert_array_equal(
+            goal_table(Goal("reach", "object=goal"), level) > 0, level.model.rewards["specified"] > 0
+        )
