@@ -132,8 +132,10 @@ def observed_objects(level: Level) -> dict[str, np.ndarray]:
     (``agent``, a heading plane), never more than ``OBJECT_MAX_SHARE`` of the
     grid (a "carrying" plane), and it is not a static feature plane that no
     state changes (``channel=`` goals hold those). Empty when the
-    observation is not a ``(C, H, W)`` grid of named channels, or the level
-    has more than ``OBJECT_MAX_STATES`` states. Cached on the level.
+    observation is not a ``(C, H, W)`` grid of named channels indexed like
+    the state (one channel must mark exactly the agent's cell in every
+    state: an agent-centred view is not read), or the level has more than
+    ``OBJECT_MAX_STATES`` states. Cached on the level.
     """
     cached = vars(level).get("_observed_objects")
     if cached is not None:
@@ -166,6 +168,8 @@ def _read_objects(level: Level, names: tuple[str, ...]) -> dict[str, np.ndarray]
         return {}
     at_agent = np.zeros((s, h, w), dtype=bool)
     at_agent[np.arange(s), rows, cols] = True
+    if not any((planes[:, c] == at_agent).all() for c in range(len(names))):
+        return {}  # no channel marks the agent's cell: the grid is not provably the state's (egocentric?)
     static = set(_channels(level)[0])
     objects = {}
     for c, name in enumerate(names):

@@ -475,3 +475,24 @@ def test_declared_channel_names_give_the_goal_library_the_observed_objects():
         np.testing.assert_array_equal(
             goal_table(Goal("reach", "object=goal"), level) > 0, level.model.rewards["specified"] > 0
         )
+
+
+def test_an_observation_not_indexed_like_the_state_gives_no_objects():
+    """An agent-centred view (here: the grid rolled so the agent sits at the origin) has no channel
+    marking the state's agent cell: the library reads nothing off it rather than misplace objects."""
+    from evaluation.goals import observed_objects
+    from evaluation.levels import LevelBank
+
+    def agent_centred(env, obs):
+        return np.roll(env._obs(), (-env.pos[0], -env.pos[1]), axis=(1, 2))
+
+    task = envs.register_task(
+        make_task(
+            env_id="GMSuiteTest/TinyCentred-v0",
+            channel_names=("agent", "goal", "lava"),
+            observation=agent_centred,
+            observation_space=gym.spaces.Box(0, 1, (3, 4, 5), np.uint8),
+        )
+    )
+    played = rollout(PlannerPolicy("specified"), task.env_id, "test", n_episodes=2)
+    assert all(observed_objects(level) == {} for level in LevelBank().levels_of(played))
