@@ -246,14 +246,6 @@ def _place_mask(goal: Goal, level: Level, positions: np.ndarray) -> np.ndarray:
     return side[vertical] & side[horizontal]
 
 
-def _object_mask(name: str, level: Level, states: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Whether each position ``(n, 2)`` holds the observed object ``name`` in the paired model state."""
-    plane = observed_objects(level).get(name)
-    if plane is None:  # the object is not on this level
-        return np.zeros(len(positions), dtype=bool)
-    return plane[level.index_of(states), positions[:, 0], positions[:, 1]]
-
-
 def goal_rewards(goal: Goal, level: Level, states: np.ndarray, next_states: np.ndarray) -> np.ndarray:
     """The goal's reward on transitions ``s -> s'`` of this level: ``(n,)``.
 
@@ -261,11 +253,14 @@ def goal_rewards(goal: Goal, level: Level, states: np.ndarray, next_states: np.n
     """
     states, next_states = np.atleast_2d(states), np.atleast_2d(next_states)
     if goal.target.startswith("object="):
-        name = goal.target.split("=", 1)[1]
-        now = _object_mask(name, level, states, next_states[:, :2])
+        plane = observed_objects(level).get(goal.target.split("=", 1)[1])
+        if plane is None:  # the object is not on this level
+            return np.zeros(len(states))
+        index = level.index_of(states)  # the object's cells are those of s
+        now = plane[index, next_states[:, 0], next_states[:, 1]]
         if goal.kind == "stay":
             return now.astype(np.float64)
-        return (now & ~_object_mask(name, level, states, states[:, :2])).astype(np.float64)
+        return (now & ~plane[index, states[:, 0], states[:, 1]]).astype(np.float64)
     if goal.kind == "set":
         columns = 2 + np.array(flag_groups(level.core.flag_names)[goal.target])
         before, after = states[:, columns] != 0, next_states[:, columns] != 0
