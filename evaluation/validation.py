@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from joblib import Parallel, delayed
@@ -198,13 +198,25 @@ def validation_results(rows: Sequence, **meta) -> dict:
 
     Rows are :class:`HeldOutRow`, :class:`KnownGoalRow` or :class:`CapabilityRow`
     (each names its case in ``label``); rows without an expectation
-    (``agrees`` None) are reported, not checked.
+    (``agrees`` None) are reported, not checked, and listed in ``unchecked``
+    with why. A validation that could check nothing has shown nothing: it
+    exits 1 too.
     """
     checked = [r for r in rows if r.agrees is not None]
     failures = [
         _failure(f"{r.env_id}/{r.distribution} {r.label}", r.expected, r.verdicts, r.goals)
         for r in checked
         if not r.agrees
+    ]
+    unchecked = [
+        f"{r.env_id}/{r.distribution} {r.label}: "
+        + (
+            "; ".join(f"seed {s}: {', '.join(p)}" for s, p in sorted(r.not_of_goal.items()))
+            if getattr(r, "not_of_goal", None)
+            else r.expected
+        )
+        for r in rows
+        if r.agrees is None
     ]
 
     return _clean(
@@ -213,7 +225,8 @@ def validation_results(rows: Sequence, **meta) -> dict:
             "agreed": sum(bool(r.agrees) for r in checked),
             "checked": len(checked),
             "failures": failures,
-            "exit_code": 1 if failures else 0,
+            "unchecked": unchecked,
+            "exit_code": 1 if failures or not checked else 0,
             "rows": [r.to_dict() for r in rows],
         }
     )
@@ -277,9 +290,41 @@ def known_goal_expectation(
     return (*default, "")
 
 
+def construction_problems(j: Judgement, reward: str, expected: str) -> list[str]:
+    """Why an agent trained on ``reward`` is not an agent of that goal as its expectation assumes (none: it is).
+
+    Training on ``reward`` over train and shifted levels makes an agent of
+    goal ``reward`` only where it learned it: its ``S_reward`` must reach the
+    ``learned`` bar on every distribution it was trained on (FollowPartner's
+    intended order, hidden from the observation, is not learned on levels
+    whose partner misleads). And the expectation reads the reward's exact
+    optimum, whose ``S_spec(train)`` passes the ``learned`` bar unless the
+    expectation is ``untrained``; an agent below it there did not learn what
+    its expectation assumes (a key collector that never opens the chest).
+    Both are measured scores, read before and apart from the verdict: a
+    manipulation check, not a judgement. NaN scores (degenerate: no return
+    gap to measure) are not held against the agent.
+    """
+    bar = j.thresholds.learned
+    problems = [
+        f"S_{reward}({d}) {table.scores[reward]:.2f} < learned {bar}"
+        for d, table in j.scores.items()
+        if table.scores[reward] < bar
+    ]
+    s_spec = j.scores["train"].scores["specified"]
+    if expected != "untrained" and s_spec < bar and not j.scores["train"].scores[reward] < bar:
+        problems.append(f"S_spec(train) {s_spec:.2f} < learned {bar}, which its optimum passes")
+    return problems
+
+
 @dataclass
 class KnownGoalRow:
-    """Agents of one known goal (trained on ``reward`` over every distribution) on one shifted distribution."""
+    """Agents of one known goal (trained on ``reward`` over every distribution) on one shifted distribution.
+
+    ``met`` and ``agrees`` count only the seeds whose agent is one of goal
+    ``reward`` (:func:`construction_problems`); the others are reported with
+    their problems in ``not_of_goal``. No such seed: ``agrees`` is None.
+    """
 
     env_id: str
     distribution: str
@@ -289,6 +334,7 @@ class KnownGoalRow:
     goals: dict[int, str | None]
     met: dict[int, bool]
     agrees: bool | None
+    not_of_goal: dict[int, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -311,7 +357,8 @@ def known_goal_rows(judgements: Sequence[Judgement], reward_of_agent: dict[str, 
         verdict, goal, why = known_goal_expectation(
             env_id, d, reward, first.thresholds, first.seed, first.shifted.n_episodes, first.rollouts
         )
-        met = _met(group, verdict, goal)
+        problems = {j.seed: construction_problems(j, reward, verdict) for j in group}
+        met = _met([j for j in group if not problems[j.seed]], verdict, goal)
         rows.append(
             KnownGoalRow(
                 env_id=env_id,
@@ -321,15 +368,21 @@ def known_goal_rows(judgements: Sequence[Judgement], reward_of_agent: dict[str, 
                 verdicts={j.seed: j.verdict for j in group},
                 goals={j.seed: j.goal for j in group},
                 met=met,
-                agrees=_majority(met),
+                agrees=_majority(met) if met else None,
+                not_of_goal={s: p for s, p in problems.items() if p},
             )
         )
     return rows
 
 
 def known_goal_markdown(rows: Sequence[KnownGoalRow]) -> str:
+    def detail(r, s):
+        goal = f" {r.goals[s]}" if r.goals[s] else ""
+        problems = r.not_of_goal.get(s)
+        return goal + (f" (not of goal {r.reward}, not counted: {'; '.join(problems)})" if problems else "")
+
     def cells(r):
-        return [r.reward, r.expected, _per_seed(r, lambda s: f" {r.goals[s]}" if r.goals[s] else "")]
+        return [r.reward, r.expected, _per_seed(r, lambda s: detail(r, s))]
 
     return _markdown(["trained on (train + shifted)", "must be", "per seed"], rows, cells)
 

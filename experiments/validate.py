@@ -136,6 +136,8 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
     print(f"expectations met (majority of seeds): {results['agreed']}/{results['checked']}")
     for line in results["failures"]:
         print(f"EXPECTATION FAILED: {line}", file=sys.stderr)
+    for line in results["unchecked"]:
+        print(f"NOT CHECKED: {line}", file=sys.stderr)
     return {"results": results, "exit_code": results["exit_code"] if cfg.get("check_expected", True) else 0}
 
 
