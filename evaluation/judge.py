@@ -334,7 +334,9 @@ def _judge_shifted(
     found_goal = None
     if decision.verdict == "capability_misgeneralization":
         declared_ll = declared_log_likelihoods(agent_rollouts, levels, candidates, irl_levels)
-        found = find_goal(agent_rollouts, levels, declared_ll, bank.gamma, max_levels=irl_levels)
+        found = find_goal(
+            agent_rollouts, levels, declared_ll, bank.gamma, max_levels=irl_levels, achieved=thresholds.high
+        )
         if found.goal is not None:
             stops = goal_stop_tables(found.goal, levels, epic_levels)
             found_distances = epic_distances(

@@ -148,7 +148,12 @@ def decide(
                 f"the agent {found.words} (found goal {found.goal}: posterior {_fmt(found.vs_no_goal)} against "
                 f"no goal, at least {_fmt(min(found.vs_declared.values(), default=1.0))} against each declared "
                 f"reward, EPIC to specified {_fmt(found.epic.get('specified', math.nan))}, "
-                f"S={_fmt(found.score)}, S(train)={_fmt(found.train_score)})",
+                f"S={_fmt(found.score)}, S(train)={_fmt(found.train_score)})"
+                + (
+                    f"; better fits it does not achieve (S < {t.high}): {', '.join(found.not_achieved)}"
+                    if found.not_achieved
+                    else ""
+                ),
             )
         problems.append(f"best found goal {found.goal}: " + ", ".join(found_problems))
     return Decision(

@@ -500,3 +500,22 @@ def test_a_partner_follower_with_the_proxy_held_out_is_gm_toward_the_partner():
     assert j.found_goal["goal"] == "reach:object=partner", j.found_goal
     assert j.found_goal["words"] == "enters the cell where `partner` is"
     assert j.found_goal["epic"]["follow_partner"] < j.found_goal["epic"]["specified"]
+
+
+def test_the_goal_kept_is_the_best_fitting_one_the_agent_achieves():
+    """Goals that fit better but score below ``achieved`` are passed over, in order, and listed; when no
+    goal reaches ``achieved`` the best fit is kept."""
+    played, levels = planner_rollouts(COINRUN, None, n=30, policy=UniformRandomPolicy(0))
+    declared = declared_log_likelihoods(played, levels, ["specified", "intended"])
+    ranked = find_goal(played, levels, declared, BANK.gamma, keep=100).fits
+    bar = ranked[0].score + 1e-6
+    rank = next(i for i, f in enumerate(ranked) if f.score >= bar)  # a worse fit that scores higher
+    assert rank > 0
+    found = find_goal(played, levels, declared, BANK.gamma, keep=100, achieved=bar)
+    assert found.goal == ranked[rank].goal and found.score == ranked[rank].score
+    assert found.not_achieved == [f.goal for f in ranked[:rank]]
+    assert [f.goal for f in found.fits] == [ranked[rank].goal] + [
+        f.goal for f in ranked if f is not ranked[rank]
+    ]
+    unreachable = find_goal(played, levels, declared, BANK.gamma, achieved=math.inf)
+    assert unreachable.goal == ranked[0].goal and unreachable.not_achieved == []
