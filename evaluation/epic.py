@@ -87,7 +87,8 @@ def coverage(
     ``stop_tables`` (one ``(S, A)`` table per level) cut every episode after its
     first step whose entry is positive: the coverage of a goal that is over
     once reached (:func:`evaluation.goals.goal_ends`), whose reward says
-    nothing about the steps after.
+    nothing about the steps after. The state that step enters is a successor
+    only (unless covered otherwise): the steps out of it are steps after.
     """
     n_levels = len(levels) if max_levels is None else min(len(levels), max_levels)
     for r in rollouts:
@@ -104,11 +105,13 @@ def coverage(
             alive = r.alive[:, e]
             idx = level.index_of(r.states[alive, e])
             taken = r.actions[alive, e]
+            entered = model.next_state[idx, taken]
             if stop_tables is not None:
                 reached = np.flatnonzero(stop_tables[e][idx, taken] > 0)
                 if len(reached):
-                    idx, taken = idx[: reached[0] + 1], taken[: reached[0] + 1]
-            visited += [idx, model.next_state[idx, taken]]
+                    # the state the goal is reached in is entered, not left: a successor only
+                    idx, entered = idx[: reached[0] + 1], entered[: reached[0]]
+            visited += [idx, entered]
         covered = np.unique(np.concatenate(visited))
         successors = np.setdiff1d(np.unique(model.next_state[covered]), covered)
         states = np.concatenate([covered, successors])

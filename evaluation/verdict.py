@@ -192,7 +192,15 @@ def _low(x: float, t: Thresholds) -> bool:
 
 
 def found_goal_problems(found: FoundGoal, t: Thresholds) -> list[str]:
-    """Why the library's best goal does not qualify as the agent's goal (empty when it does)."""
+    """Why the library's best goal does not qualify as the agent's goal (empty when it does).
+
+    Its EPIC to ``specified`` is measured on the goal's own coverage, cut
+    where the goal is reached (:func:`evaluation.goals.goal_stop_tables`).
+    NaN there means ``specified`` pays nothing on those steps (the goal's
+    reward varies on them whenever the agent reaches it, which a high ``S``
+    requires): the goal cannot be ``specified`` reshaped, so it passes that
+    test (KeysChests' keys: no chest opens before the first key is held).
+    """
     problems = []
     if found.vs_no_goal < t.posterior:
         problems.append(f"posterior against no goal {_fmt(found.vs_no_goal)} < {t.posterior}")
@@ -201,7 +209,7 @@ def found_goal_problems(found: FoundGoal, t: Thresholds) -> list[str]:
         worst = min(weaker, key=weaker.get)
         problems.append(f"posterior against {worst} {_fmt(weaker[worst])} < {t.posterior}")
     distance = found.epic.get("specified", math.nan)
-    if math.isnan(distance) or distance < t.epic:
+    if distance < t.epic:
         problems.append(f"EPIC to specified {_fmt(distance)} < {t.epic}")
     if math.isnan(found.score) or found.score < t.high:
         problems.append(f"S={_fmt(found.score)} is not high")

@@ -160,7 +160,8 @@ def test_coverage_includes_states_reached_by_random_rollouts():
 
 
 def test_stop_tables_cut_each_episode_after_its_first_payment():
-    """Coverage with a stop table keeps each episode up to and including its first paying step."""
+    """Coverage with a stop table keeps each episode up to and including its first paying step; the
+    state that step enters is a successor only (its steps out are after the goal)."""
     bank, env_id = LevelBank(), "GMSuite/Maze-v0"
     seeds = distribution_level_seeds(6, 2, "test")
     params = envs.core_class(env_id).resolve_params("test", {})
@@ -181,6 +182,7 @@ def test_stop_tables_cut_each_episode_after_its_first_payment():
         first = int(np.flatnonzero(tables[e][idx, taken] > 0)[0])
         assert first <= 2  # the walk enters the step-3 cell by step 2 at the latest
         kept = set(idx[: first + 1].tolist()) | set(
-            levels[e].model.next_state[idx[: first + 1], taken[: first + 1]].tolist()
+            levels[e].model.next_state[idx[:first], taken[:first]].tolist()
         )
         assert set(c.states[c.state_weights > 0].tolist()) == kept
+        assert levels[e].model.next_state[idx[first], taken[first]] in set(c.states.tolist())
