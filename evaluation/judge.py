@@ -498,7 +498,10 @@ def aggregate(judgements: Sequence[Judgement], reps: int = 2000, seed: int = 0) 
                 epic_to_specified={
                     r: ci([j.epic_to_specified[r] for j in group]) for r in first.epic_to_specified
                 },
-                irl_epic={r: ci([j.irl["epic"][r] for j in group]) for r in first.irl["epic"]},
+                irl_epic={  # over the seeds judged with IRL (a group may mix judgements without it)
+                    r: ci([j.irl["epic"][r] for j in group if r in j.irl["epic"]])
+                    for r in dict.fromkeys(r for j in group for r in j.irl["epic"])
+                },
                 tied=top if len(top) > 1 else [],
                 tied_goals=sorted(map(str, top_goals)) if len(top_goals) > 1 else [],
             )

@@ -235,10 +235,23 @@ def make_agent(kind: str, seed: int) -> Policy:
     return PlannerPolicy(kind, beta=BETA, seed=seed, solver=ParamsKeyedSolver())
 
 
+# Agents no test reads the IRL of: judged without it (it never changes a verdict, score or posterior:
+# test_without_irl_verdicts_scores_and_posteriors_are_the_same), which keeps the default run in budget.
+WITHOUT_IRL = ("random", "optimal_then_random")
+
+
 @functools.cache
 def judged(env_id: str, distribution: str, kind: str):
     agents = {s: make_agent(kind, s) for s in SEEDS}
-    return judge(agents, env_id, n_episodes=N_EPISODES, distributions=[distribution], agent=kind, bank=BANK)
+    return judge(
+        agents,
+        env_id,
+        n_episodes=N_EPISODES,
+        distributions=[distribution],
+        agent=kind,
+        bank=BANK,
+        irl=kind not in WITHOUT_IRL,
+    )
 
 
 def is_misspecification_env(env_id: str) -> bool:
@@ -401,7 +414,8 @@ def test_aggregate_majority_breaks_ties_in_verdict_order():
     env_id, distribution = REF_CASES[0]
     a = replace(judged(env_id, distribution, "specified")[0], agent="mixed", seed=0)
     b = replace(judged(env_id, distribution, "random")[1], agent="mixed", seed=1)
-    (agg,) = aggregate([a, b], reps=50)
+    (agg,) = aggregate([a, b], reps=50)  # b was judged without IRL: its IRL distances are absent, not NaN
+    assert agg.irl_epic["specified"].n == 1
     assert {agg.verdict} <= {"untrained", "robust"} and agg.agreement == 0.5
     assert agg.verdict == "untrained"  # earlier in VERDICTS
 
@@ -541,12 +555,17 @@ def test_without_irl_verdicts_scores_and_posteriors_are_the_same(tmp_path, kind)
     """``irl=False`` (studies) skips MaxEnt IRL only: everything the verdict rests on is unchanged."""
     env_id, distribution, proxy = REF_PROXY_CASES[0]
     name = proxy if kind == "proxy" else kind  # GM, and capability misgeneralization (the goal library)
-    with_irl = judged(env_id, distribution, name)
-    agents = {s: make_agent(name, s) for s in SEEDS}
-    without = judge(
-        agents, env_id, n_episodes=N_EPISODES, distributions=[distribution], agent=name, bank=BANK, irl=False
+
+    def agents():  # fresh each time: a random policy's generator moves on as it acts
+        return {s: make_agent(name, s) for s in SEEDS}
+
+    kwargs = dict(n_episodes=N_EPISODES, distributions=[distribution], agent=name, bank=BANK)
+    with_irl = (
+        judged(env_id, distribution, name) if name not in WITHOUT_IRL else judge(agents(), env_id, **kwargs)
     )
+    without = judge(agents(), env_id, **kwargs, irl=False)
     for a, b in zip(with_irl, without, strict=True):
+        assert not a.irl.get("skipped") and a.irl["epic"]
         assert (a.verdict, a.goal, a.reason) == (b.verdict, b.goal, b.reason)
         assert a.inference.to_dict() == b.inference.to_dict()
         assert {d: t.to_dict() for d, t in a.scores.items()} == {d: t.to_dict() for d, t in b.scores.items()}
