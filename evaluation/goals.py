@@ -339,7 +339,8 @@ class FoundGoal:
     train_score: float = math.nan  # pursued_score on the training distribution (a pair: also each part)
     same_as: list[str] = field(default_factory=list)  # library goals identical to it on the judged levels
     runner_up: str | None = None
-    runner_up_margin: float = math.nan  # log-likelihood of the best minus the runner-up's
+    # log-likelihood of the kept goal minus the runner-up's (negative when a better fit was not achieved)
+    runner_up_margin: float = math.nan
     fits: list[GoalFit] = field(default_factory=list)  # the best few, best first
     # the better-fitting goals passed over because the agent does not achieve them (S < achieved)
     not_achieved: list[str] = field(default_factory=list)

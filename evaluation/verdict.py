@@ -208,8 +208,10 @@ def found_goal_problems(found: FoundGoal, t: Thresholds) -> list[str]:
     if weaker:
         worst = min(weaker, key=weaker.get)
         problems.append(f"posterior against {worst} {_fmt(weaker[worst])} < {t.posterior}")
-    distance = found.epic.get("specified", math.nan)
-    if distance < t.epic:
+    distance = found.epic.get("specified")
+    if distance is None:
+        problems.append("EPIC to specified not measured")
+    elif distance < t.epic:
         problems.append(f"EPIC to specified {_fmt(distance)} < {t.epic}")
     if math.isnan(found.score) or found.score < t.high:
         problems.append(f"S={_fmt(found.score)} is not high")

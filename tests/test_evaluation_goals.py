@@ -346,6 +346,7 @@ def test_found_goal_qualifies_when_every_condition_holds():
         ({"vs_no_goal": 0.5}, "posterior against no goal 0.500 < 0.9"),
         ({"vs_declared": {"specified": 1.0, "proxy": 0.4}}, "posterior against proxy 0.400 < 0.9"),
         ({"epic": {"specified": 0.1}}, "EPIC to specified 0.100 < 0.3"),
+        ({"epic": {}}, "EPIC to specified not measured"),
         ({"score": 0.2}, "S=0.200 is not high"),
         ({"score": math.nan}, "S=nan is not high"),
         ({"train_score": 0.3}, "S(train)=0.300 is not high"),
