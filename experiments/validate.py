@@ -38,15 +38,21 @@ from experiments.suite import command_line, env_seed_jobs, git_commit
 
 
 def known_goal_jobs(cfg: DictConfig, env_cfgs: dict) -> tuple[list, list[list[Path]]]:
-    """Per env, one PPO run per goal reward (intended, each proxy) and seed, trained over every distribution."""
+    """Per env, one PPO run per goal reward (intended, each proxy) and seed, trained over every distribution.
+
+    Each distribution of the mixture gets the env's budget (``total_timesteps``
+    x the number of distributions): the env's budget is what one distribution
+    needs to be learned, and the agent must learn its goal on all of them.
+    An explicit ``total_timesteps`` is the whole run's budget.
+    """
     jobs, groups = [], []
     for name, env_cfg in env_cfgs.items():
         task = envs.task(env_cfg.id)
         rewards = list(cfg.known_goal.rewards or ["intended", *task.proxy_rewards])
-        steps = env_cfg.total_timesteps if cfg.total_timesteps is None else cfg.total_timesteps
+        mixture = ["train", *(d for d in task.distributions if d != "train")]
+        steps = env_cfg.total_timesteps * len(mixture) if cfg.total_timesteps is None else cfg.total_timesteps
         groups.append([])
         for reward in rewards:
-            mixture = ["train", *(d for d in task.distributions if d != "train")]
             train = OmegaConf.merge(cfg.train, {"reward": reward, "distributions": mixture})
             run_cfg = OmegaConf.create(
                 {"env": env_cfg, "agent": cfg.agent, "train": train, "seed": 0, "total_timesteps": steps}
