@@ -136,6 +136,23 @@ def test_known_goal_mode_trains_each_goal_over_every_distribution_and_checks_it(
     assert all(c["distributions"] == ["train", "test"] for c in configs)
 
 
+def test_known_goal_runs_get_the_env_budget_per_distribution_unless_a_total_is_given(tmp_path):
+    """The env's ``total_timesteps`` is what one distribution needs; a mixture of k gets k times it."""
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(
+            "validate", overrides=["mode=known_goal", "envs=[coinrun,maze]", f"runs_dir={tmp_path}"]
+        )
+    env_cfgs = {name: validate_app.load_env_config(name) for name in cfg.envs}
+    jobs, groups = validate_app.known_goal_jobs(cfg, env_cfgs)
+    for name, group in zip(cfg.envs, groups, strict=True):
+        mixtures = {len(envs.task(env_cfgs[name].id).distributions)}
+        steps = {c.total_timesteps for c, run_dir in jobs if run_dir in group}
+        assert mixtures == {2} and steps == {2 * env_cfgs[name].total_timesteps}
+    cfg.total_timesteps = 1000
+    jobs, _ = validate_app.known_goal_jobs(cfg, env_cfgs)
+    assert {c.total_timesteps for c, _ in jobs} == {1000}
+
+
 def scored(train: dict, test: dict) -> SimpleNamespace:
     """A judgement's scores on train and test (reward -> S) and the default thresholds."""
     tables = {"train": SimpleNamespace(scores=train), "test": SimpleNamespace(scores=test)}
