@@ -46,6 +46,11 @@ class UniformRandomPolicy(Policy):
         return self.rng.integers(0, self.n_actions, size=len(obs))
 
 
+# Action values within this relative distance of the best are ties (value iteration stops at 1e-8 per
+# sweep, ~1e-6 in Q* at gamma 0.99; plans that differ do so by at least gamma^H x a reward unit).
+TIE_TOLERANCE = 1e-6
+
+
 class PlannerPolicy(Policy):
     """Optimal for one declared reward; Boltzmann-rational when ``beta`` is set.
 
@@ -56,36 +61,56 @@ class PlannerPolicy(Policy):
     time-indexed values where the limit binds (lowest action index among
     ties). Otherwise ``P(a|s) ∝ exp(beta * Q*(s, a))`` on the
     discounted ``Q*``: the stationary, synthetic agent of known goal.
+
+    ``tie_break=(name, sign)`` (optimal plans only) breaks ties between the
+    actions optimal for ``reward`` by ``sign`` x the discounted ``Q*`` of
+    the declared reward ``name``: still an optimum of ``reward``, the one
+    that takes (``sign=+1``) or shuns (``-1``) ``name``'s reward wherever
+    ``reward`` is indifferent (a shield collector that eats the apple once
+    the shields are in, or walks past it).
     """
 
     def __init__(
-        self, reward: str, beta: float | None = None, seed: int = 0, solver: LevelSolver | None = None
+        self,
+        reward: str,
+        beta: float | None = None,
+        seed: int = 0,
+        solver: LevelSolver | None = None,
+        tie_break: tuple[str, float] | None = None,
     ):
+        if tie_break is not None and beta is not None:
+            raise ValueError("PlannerPolicy: tie_break applies to optimal plans (beta=None)")
         self.reward = reward
         self.beta = beta
+        self.tie_break = tie_break
         self.solver = solver or LevelSolver()
         self.rng = np.random.default_rng(seed)
         self.name = f"opt_{reward}" if beta is None else f"boltzmann_{reward}_b{beta:g}"
+        if tie_break is not None:
+            self.name += f"_{'most' if tie_break[1] > 0 else 'least'}_{tie_break[0]}"
         self.batch: LevelBatch | None = None
         self.steps = 0
         self._levels = self._seeds = self._states = self._index = None
 
     def bind(self, batch):
-        if self.reward not in batch.reward_names:
-            raise ValueError(
-                f"{batch.env_id}: reward {self.reward!r} is not declared; declared: {list(batch.reward_names)}"
-            )
+        for reward in (self.reward, *(self.tie_break or ())[:1]):
+            if reward not in batch.reward_names:
+                raise ValueError(
+                    f"{batch.env_id}: reward {reward!r} is not declared; declared: {list(batch.reward_names)}"
+                )
         require_exact(batch)
         self.batch = batch
         self.steps = 0
         self._levels = self._seeds = self._states = self._index = None
 
-    def _q_values(self, t=None) -> np.ndarray:
-        """``solver.q_values(batch, reward, t)``, with the rows' levels and state indices kept between
-        steps: only rows whose state changed are looked up again (finished rows stay frozen)."""
+    def _q_values(self, t=None, reward: str | None = None) -> np.ndarray:
+        """``solver.q_values(batch, reward, t)`` (default: this planner's reward), with the rows' levels and
+        state indices kept between steps: only rows whose state changed are looked up again (finished rows
+        stay frozen)."""
         batch = self.batch
+        reward = reward or self.reward
         if hasattr(batch, "level_key"):
-            return self.solver.q_values(batch, self.reward, t=t)
+            return self.solver.q_values(batch, reward, t=t)
         seeds = np.asarray(batch.level_seed)
         if self._levels is None or not np.array_equal(seeds, self._seeds):
             self._levels, self._seeds, self._states = self.solver.row_levels(batch), seeds.copy(), None
@@ -101,9 +126,9 @@ class PlannerPolicy(Policy):
         self._states = states.copy()
         index = self._index.tolist()
         if t is None:
-            return np.stack([lv.q[self.reward][s] for lv, s in zip(levels, index, strict=True)])
+            return np.stack([lv.q[reward][s] for lv, s in zip(levels, index, strict=True)])
         steps = np.broadcast_to(np.asarray(t), (len(levels),))
-        return np.stack([lv.q_at(self.reward, s, k) for lv, s, k in zip(levels, index, steps, strict=True)])
+        return np.stack([lv.q_at(reward, s, k) for lv, s, k in zip(levels, index, steps, strict=True)])
 
     def act(self, obs):
         if self.batch is None:
@@ -112,7 +137,13 @@ class PlannerPolicy(Policy):
             self.steps += 1
             t = getattr(self.batch, "steps", None)
             t = self.steps - 1 if not isinstance(t, np.ndarray) else t
-            return self._q_values(t).argmax(axis=1)
+            q = self._q_values(t)
+            if self.tie_break is None:
+                return q.argmax(axis=1)
+            name, sign = self.tie_break
+            top = q.max(axis=1, keepdims=True)
+            optimal = q >= top - TIE_TOLERANCE * np.maximum(1.0, np.abs(top))
+            return np.where(optimal, sign * self._q_values(None, reward=name), -np.inf).argmax(axis=1)
         q = self._q_values()
         logits = self.beta * (q - q.max(axis=1, keepdims=True))
         probs = np.exp(logits)

@@ -332,3 +332,32 @@ def test_an_env_provided_model_is_used_instead_of_search():
     core.reset_levels(np.array([0]), np.array([5]))
     model = enumerate_level(core)
     assert model.num_states == 1 and model.rewards["specified"][0, 0] == 1.0
+
+
+def test_tie_broken_planners_stay_optimal_and_take_or_shun_the_other_reward():
+    """A shield collector is indifferent to the apple once the shields are in: breaking its ties by the
+    specified reward's Q* eats the apple on train levels, breaking them the other way walks past it;
+    both collect every shield the plain planner collects, episode by episode."""
+    from agents.policies import PlannerPolicy
+    from evaluation.rollouts import rollout
+
+    def returns(**tie):
+        played = rollout(
+            PlannerPolicy("collect_shields", **tie), "GMSuite/MonsterShields-v0", "train", n_episodes=30
+        )
+        return played.returns
+
+    plain, most, least = (
+        returns(),
+        returns(tie_break=("specified", 1.0)),
+        returns(tie_break=("specified", -1.0)),
+    )
+    np.testing.assert_array_equal(most["collect_shields"], plain["collect_shields"])
+    np.testing.assert_array_equal(least["collect_shields"], plain["collect_shields"])
+    assert (most["specified"] == 10).all() and (least["specified"] == 0).all()  # the apple, on every level
+    with pytest.raises(ValueError, match="tie_break"):
+        PlannerPolicy("collect_shields", beta=1.0, tie_break=("specified", 1.0))
+    assert (
+        PlannerPolicy("collect_shields", tie_break=("specified", -1.0)).name
+        == "opt_collect_shields_least_specified"
+    )
