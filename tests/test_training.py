@@ -195,13 +195,20 @@ def test_wandb_offline_run_is_written_and_readable(tmp_path, monkeypatch):
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     run_id = (tmp_path / "wandb_id.txt").read_text().strip()
-    history, kinds = [], set()
-    for record in wandb_records(runs[0] / f"run-{run_id}.wandb"):
-        kinds.add(record.WhichOneof("record_type"))
-        if record.WhichOneof("record_type") == "history":
-            history.append(
-                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
-            )
+    # W&B's service process writes the file; on loaded cores it can land a moment after finish() returns
+    # (seen once in CI: the file held no record yet). Read until the exit record is in, for up to 60 s.
+    deadline = time.monotonic() + 60
+    while True:
+        records = list(wandb_records(runs[0] / f"run-{run_id}.wandb"))
+        kinds = {record.WhichOneof("record_type") for record in records}
+        if "exit" in kinds or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    history = [
+        {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+        for record in records
+        if record.WhichOneof("record_type") == "history"
+    ]
     assert {"run", "history", "artifact", "exit"} <= kinds
     steps = [row["time/total_timesteps"] for row in history if "time/total_timesteps" in row]
     assert steps == sorted(steps) and steps[-1] == 2048
