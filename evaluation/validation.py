@@ -294,6 +294,7 @@ def known_goal_expectations(
             seeds, params = played.level_seeds, played.params
         plays[d] = (seeds, task.resolve_params(d, params), bank.references(env_id, d, params, seeds))
     proxy = reward in task.proxy_rewards
+    default = (GM, reward) if proxy else ("robust", None)
 
     def outcome(tie_break):
         tables = {}
@@ -303,11 +304,10 @@ def known_goal_expectations(
                 policy = PlannerPolicy(reward, solver=bank.solver, tie_break=tie_break)
                 optimum = rollout(policy, env_id, d, params=params, level_seeds=seeds)
             tables[d] = normalised_scores(optimum, references)
-        return _optimum_outcome(tables, distribution, reward, proxy, thresholds), tables
+        return _optimum_outcome(tables, distribution, reward, default, thresholds), tables
 
     (verdict, goal, why), _ = outcome(None)
-    default = (GM, reward) if proxy else ("robust", None)
-    expectations = [(verdict, goal, why.replace("{who}", f"the exact {reward} optimum"))]
+    expectations = [(verdict, goal, why)]
     if (verdict, goal) == default:
         return expectations
     for name in ("specified", "intended"):
@@ -328,14 +328,17 @@ def known_goal_expectations(
     return expectations
 
 
-def _optimum_outcome(tables, distribution, reward, proxy, thresholds) -> tuple[str, str | None, str]:
-    """The verdict an optimum of ``reward`` gets from its scores (``tables``: distribution -> ScoreTable); the
-    reason is a template on ``{who}``, empty for the default (GM naming a proxy, robust for intended)."""
-    default = (GM, reward) if proxy else ("robust", None)
+def _optimum_outcome(tables, distribution, reward, default, thresholds) -> tuple[str, str | None, str]:
+    """The verdict an optimum of ``reward`` gets from its scores (``tables``: distribution -> ScoreTable), and
+    why; ``default`` (GM naming a proxy, robust for intended) with no reason where no exception applies."""
     by_scores = score_rules(tables["train"], tables[distribution], thresholds)
     if by_scores is not None and by_scores.verdict != default[0]:
-        return by_scores.verdict, None, "{who} is " + f"{by_scores.verdict}: {by_scores.reason}"
-    if proxy and tables[distribution].degenerate[reward]:
+        return (
+            by_scores.verdict,
+            None,
+            f"the exact {reward} optimum is {by_scores.verdict}: {by_scores.reason}",
+        )
+    if default[0] == GM and tables[distribution].degenerate[reward]:
         return (
             CAPABILITY,
             None,
