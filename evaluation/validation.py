@@ -402,9 +402,9 @@ class KnownGoalRow:
         return f"trained on {self.reward}"
 
 
-def _met(group: Sequence[Judgement], verdict: str, goal: str | None = None) -> dict[int, bool]:
-    """Per seed, whether its verdict is ``verdict`` (and, with ``goal``, names it)."""
-    return {j.seed: j.verdict == verdict and (goal is None or j.goal == goal) for j in group}
+def _met(group: Sequence[Judgement], accepted: Sequence[tuple[str, str | None]]) -> dict[int, bool]:
+    """Per seed, whether its verdict is one of the ``accepted`` ``(verdict, goal)`` (a goal of None: any goal)."""
+    return {j.seed: any(j.verdict == v and (g is None or j.goal == g) for v, g in accepted) for j in group}
 
 
 def known_goal_rows(judgements: Sequence[Judgement], reward_of_agent: dict[str, str]) -> list[KnownGoalRow]:
@@ -418,7 +418,7 @@ def known_goal_rows(judgements: Sequence[Judgement], reward_of_agent: dict[str, 
         assumed = "untrained" if any(v == "untrained" for v, _, _ in expectations) else expectations[0][0]
         problems = {j.seed: construction_problems(j, reward, assumed) for j in group}
         counted = [j for j in group if not problems[j.seed]]
-        met = {j.seed: any(_met([j], v, g)[j.seed] for v, g, _ in expectations) for j in counted}
+        met = _met(counted, [(v, g) for v, g, _ in expectations])
         rows.append(
             KnownGoalRow(
                 env_id=env_id,
@@ -533,7 +533,7 @@ def capability_rows(judgements: Sequence[Judgement]) -> list[CapabilityRow]:
     groups = _grouped(judgements, lambda j: (j.env_id, j.distribution))
     for (env_id, d), group in groups.items():
         verdict = capability_expectation(envs.task(env_id), d)
-        met = _met(group, verdict)
+        met = _met(group, [(verdict, None)])
         rows.append(
             CapabilityRow(
                 env_id=env_id,
