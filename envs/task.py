@@ -41,6 +41,8 @@ VERDICTS = (
     "goal_misgeneralization",
     "capability_misgeneralization",
 )
+# An expected goal nobody declared is named as the judge names found goals: reach:<place>, stay:<place>, set:<flag>.
+FOUND_GOAL_KINDS = ("reach", "stay", "set")
 
 
 @runtime_checkable
@@ -167,6 +169,12 @@ def check_declarations(task) -> None:
         if verdict not in VERDICTS:
             raise ValueError(
                 f"{task.env_id}: expected verdict {verdict!r} for {d!r} is not one of {VERDICTS}"
+            )
+    for d, goal in dict(getattr(task, "expected_goals", {}) or {}).items():
+        if goal not in names and goal.split(":", 1)[0] not in FOUND_GOAL_KINDS:
+            raise ValueError(
+                f"{task.env_id}: expected goal {goal!r} for {d!r} is not a declared reward ({list(names)}) "
+                "nor a goal the judge can find (reach:<place>, stay:<place>, set:<flag>, as it names them)"
             )
 
 

@@ -74,6 +74,9 @@ OBJECT_MAX_SHARE = 0.25
 OBJECT_MAX_STATES = 50_000
 # Library goals' Q* need only rank actions for the likelihood: a looser tolerance than the references'.
 VALUE_TOLERANCE = 1e-6
+# A pair of channels is a hypothesis of its own only where it fits better than each of its parts by more
+# than this many nats (a Bayes factor of e: below it, evidence "not worth more than a bare mention").
+PAIR_MIN_GAIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -456,8 +459,16 @@ def _distinct(goals: list[Goal], tables: dict) -> tuple[list[Goal], dict[str, li
     return kept, aliases
 
 
-def _alias_words(targets: Sequence[str]) -> str:
-    """`` (the same cells here as ...)``: places the judged levels cannot tell apart from the named one."""
+def _alias_words(targets: Sequence[str], named: str) -> str:
+    """`` (the same cells here as ...)``: places the judged levels cannot tell apart from the named one. A pair of
+    channels with a part among them is left out: it says no more than that part ("`wall` or `goal`")."""
+    listed = {named, *targets}
+    targets = [
+        t
+        for t in targets
+        if not (t.startswith("channel=") and "/" in t)
+        or not any(f"channel={c}" in listed for c in t.split("=", 1)[1].split("/"))
+    ]
     if not targets:
         return ""
     places = [Goal("reach", t).words.removeprefix("enters ") for t in targets]
@@ -489,6 +500,33 @@ def _place_fit(readings: dict[str, GoalFit]) -> GoalFit:
         reach.score,
         reach.success,
     )
+
+
+def _without_redundant_pairs(fits: list[GoalFit], aliases: dict[str, list[str]]) -> list[GoalFit]:
+    """The fits without pairs of channels that explain no more than one of their parts.
+
+    "A cell holding `a` or `b`" is the simpler "`a`" plus one more choice. Where
+    `b` adds nothing (`b` is never near the agent's path, or only ends
+    episodes the stay reading does not count), the pair's fit equals its
+    part's to rounding, and the likelihood alone would name either by noise:
+    a pair with a channel absent on train was named, then failed "pursued on
+    train", and the agent was called capability while its part, a landmark
+    it followed on both distributions, passed every test. A pair must earn
+    its extra part by ``PAIR_MIN_GAIN`` nats over each part (a part dropped
+    as the same goal as another target is compared through that target).
+    """
+    kept_as = {t: t for t in aliases} | {d: t for t, same in aliases.items() for d in same}
+    log_likelihood = {f.goal.split(":", 1)[1]: f.log_likelihood for f in fits}
+    kept = []
+    for f in fits:
+        target = f.goal.split(":", 1)[1]
+        if target.startswith("channel=") and "/" in target:
+            parts = [kept_as.get(f"channel={c}") for c in target.split("=", 1)[1].split("/")]
+            best_part = max((log_likelihood[p] for p in parts if p in log_likelihood), default=-math.inf)
+            if f.log_likelihood - best_part < PAIR_MIN_GAIN:
+                continue
+        kept.append(f)
+    return kept
 
 
 def find_goal(
@@ -545,7 +583,7 @@ def find_goal(
         beta, lapse, loglik = fit_noisy_rational(np.concatenate(q_rows[k]), actions)
         fit = GoalFit(g.name, g.words, loglik, beta, lapse, float(scores[k]), float(success[k]))
         readings.setdefault(g.target, {})[g.kind] = fit
-    fits = [_place_fit(r) for r in readings.values()]
+    fits = _without_redundant_pairs([_place_fit(r) for r in readings.values()], aliases)
     fits.sort(key=lambda f: -f.log_likelihood)
     if not fits:
         return FoundGoal(None, "", n_steps, n_levels, 0, penalty, 0.0, {}, math.nan, math.nan)
@@ -557,7 +595,7 @@ def find_goal(
     declared_penalty = math.log(max(n_steps, 1))
     return FoundGoal(
         goal=best.goal,
-        words=best.words + _alias_words(same),
+        words=best.words + _alias_words(same, best.goal.split(":", 1)[1]),
         same_as=[f"{best.goal.split(':', 1)[0]}:{t}" for t in same],
         n_steps=n_steps,
         n_levels=n_levels,

@@ -86,6 +86,11 @@ def judgement_row(j: Judgement) -> dict:
         "expected_verdict": j.expected_verdict or "",
         "expected_goal": j.expected_goal or "",
     }
+    found = j.found_goal or {}
+    row["found_goal"] = found.get("goal") or ""
+    for key, column in (("score", "S"), ("train_score", "S_train"), ("vs_no_goal", "posterior_vs_no_goal")):
+        row[f"found_goal_{column}"] = found.get(key, math.nan)
+    row["found_goal_epic_to_specified"] = (found.get("epic") or {}).get("specified", math.nan)
     for dist, table in j.scores.items():
         tag = "train" if dist == "train" else "shifted"
         for r, s in table.scores.items():
@@ -143,7 +148,10 @@ def verdict_table(aggregates: Sequence[Aggregate]) -> str:
 
     "inferred goal" is the candidate posterior's argmax (``no_goal`` included)
     and ``S_beh`` the score under it; a ``goal_misgeneralization`` verdict names
-    its goal in the verdict column; a tie between verdicts reads ``tie: a / b``.
+    its goal in the verdict column; where that goal is one no declared reward
+    is (found from behaviour), the goal columns are that goal's, marked
+    ``(found)``, its posterior the one against no goal. A tie between verdicts
+    reads ``tie: a / b``.
     Intervals: see :func:`interval_note`.
     """
     head = (
@@ -157,6 +165,9 @@ def verdict_table(aggregates: Sequence[Aggregate]) -> str:
         s_beh = shifted.get(goal)
         posterior = a.posterior.get(goal)
         epic = a.epic_to_specified.get(goal)
+        if a.found_goal:
+            goal = f"{a.goal} (found)"
+            s_beh, posterior, epic = (a.found_goal[k] for k in ("S", "posterior", "epic_to_specified"))
         preference = sorted(a.irl_epic, key=lambda r: r != "specified")  # ties: intended == specified
         irl_closest = min(preference, key=lambda r: a.irl_epic[r].estimate) if a.irl_epic else None
         expected = a.expected_verdict or "–"
@@ -483,7 +494,8 @@ def suite_entry(a: Aggregate, name: str | None = None) -> dict:
     ``S_spec_train`` on train; ``S_spec``, ``S_int``, ``S_goal`` (the
     inferred goal's score), ``posterior_goal``, ``epic_goal_to_specified``
     and ``irl_epic_closest`` (EPIC from the learned IRL reward to the
-    declared reward closest to it, ``irl_closest``) on the shifted distribution.
+    declared reward closest to it, ``irl_closest``) on the shifted distribution;
+    ``found_goal``: :attr:`Aggregate.found_goal`.
     """
     shifted = a.scores[a.distribution]
     goal = a.inferred_goal
@@ -518,6 +530,7 @@ def suite_entry(a: Aggregate, name: str | None = None) -> dict:
             "verdicts": {str(k): v for k, v in sorted(a.verdicts.items())},
             "matches_expected": a.matches_expected,
             "scores": {k: (None if v is None else v.to_dict()) for k, v in keys.items()},
+            "found_goal": {k: v.to_dict() for k, v in a.found_goal.items()},
         }
     )
 

@@ -32,7 +32,7 @@ import envs
 from agents.loading import load_agents
 from agents.permuted import PermutedChannels
 from agents.policies import PlannerPolicy
-from evaluation.judge import Judgement, judge_each, judge_run_groups
+from evaluation.judge import Judgement, judge_each, judge_run_groups, names_expected_goal
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
 from evaluation.report import _clean
 from evaluation.rollouts import rollout
@@ -65,7 +65,10 @@ def seed_meets(j: Judgement, proxy: str, epic: float) -> bool:
     if j.expected_verdict == GM and j.expected_goal == proxy:
         return j.verdict == GM and named_goal_distance(j, proxy) <= epic
     if j.expected_verdict == GM:
-        return j.verdict == GM and j.goal == j.expected_goal
+        same_as = (
+            j.found_goal.get("same_as", ()) if j.found_goal and j.found_goal.get("goal") == j.goal else ()
+        )
+        return j.verdict == GM and names_expected_goal(j.expected_goal, j.goal, same_as)
     return j.verdict != GM
 
 

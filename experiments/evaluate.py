@@ -5,6 +5,8 @@
     python -m experiments.evaluate env=coinrun 'policy=[python:pkg.mod:policy_a,python:pkg.mod:policy_b]'
 
 A list of policies is one agent with one policy per training seed (seeds 1, 2, ...).
+``hold_out_proxies=true`` judges each agent also once per declared proxy, that proxy withheld from the
+candidates, and writes ``held_out.md``: whether the judge finds the goal without being told it.
 
 Judging shows its progress per agent, seed and distribution on stderr (a bar
 on a terminal, log lines otherwise). The report is written into
@@ -27,7 +29,8 @@ from agents.loading import TrainedAgent, load_agents
 from agents.run_logging import start_wandb
 from evaluation.judge import judge_agents
 from evaluation.progress import reporter
-from evaluation.report import behaviour_table, log_wandb, verdict_table, write_report
+from evaluation.report import atomic_write, behaviour_table, log_wandb, verdict_table, write_report
+from evaluation.validation import held_out_markdown, held_out_rows
 from evaluation.verdict import Thresholds
 from experiments.common import clear_errors, env_params, fail, import_env_modules, load_env_config
 
@@ -108,6 +111,7 @@ def run(cfg: DictConfig) -> dict:
                 out_dir=partial,
                 distributions=cfg.distributions,
                 progress=progress,
+                hold_out_proxies=cfg.hold_out_proxies,
             )
         meta = {
             "runs": runs,
@@ -116,6 +120,12 @@ def run(cfg: DictConfig) -> dict:
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
         paths = write_report(judgements, aggregates, partial, meta=meta)
+        if cfg.hold_out_proxies:
+            held_out = held_out_markdown(
+                held_out_rows([j for j in judgements if j.held_out], thresholds.epic)
+            )
+            paths["held_out.md"] = partial / "held_out.md"
+            atomic_write(paths["held_out.md"], held_out.encode())
         publish(partial, out_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -129,6 +139,8 @@ def run(cfg: DictConfig) -> dict:
         wandb_run.finish()
     print(verdict_table(aggregates))
     print(behaviour_table(judgements))
+    if cfg.hold_out_proxies:
+        print(f"Each declared proxy held out from the candidates (EPIC bar {thresholds.epic}):\n{held_out}")
     print(f"report: {paths['verdicts.md']}")
     return {"aggregates": [a.to_dict() for a in aggregates], "report": str(out_dir)}
 

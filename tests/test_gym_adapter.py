@@ -255,6 +255,18 @@ def test_bad_declarations_fail_at_construction(kwargs, message):
         GymTask(env_id, dists, rewards, **args)
 
 
+def test_an_expected_goal_may_be_one_nobody_declared_named_as_the_judge_names_found_goals():
+    task = GymTask(
+        "GMSuiteTest/FoundGoalExpected-v0",
+        {"train": {"size": 3}, "test": {"size": 4}},
+        {"intended": "reward", "specified": "reward"},
+        env="GMSuiteTest/TinyRoomState-v0",
+        expected_verdicts={"test": "goal_misgeneralization"},
+        expected_goals={"test": "reach:right_border"},
+    )
+    assert task.expected_goals == {"test": "reach:right_border"}
+
+
 def test_unknown_distribution_and_parameter_are_named():
     with pytest.raises(ValueError, match=r"unknown distribution 'tset'; known: \['test', 'train'\]"):
         TASK(2, "tset")
