@@ -1,6 +1,7 @@
 """The judge on shift environments written from the public docs alone (tests/unseen), with policies of known goal
 that read the observation (not the judge's planners)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,12 @@ def judged(policy: str, held_out=()):
     return j
 
 
+@pytest.fixture(scope="module")
+def follower_held_out():
+    """The landmark follower judged with its proxy withheld (shared: judging takes seconds)."""
+    return judged("landmark_follower", held_out=("reach_landmark",))
+
+
 def test_landmark_follower_is_gm_towards_the_declared_landmark():
     j = judged("landmark_follower")
     assert (j.verdict, j.goal) == (GM, "reach_landmark"), j.reason
@@ -44,10 +51,12 @@ def test_gem_seeker_is_robust():
     assert j.verdict == "robust", j.reason
 
 
-def test_landmark_follower_with_the_landmark_held_out_is_gm_towards_the_landmark_found_again():
+def test_landmark_follower_with_the_landmark_held_out_is_gm_towards_the_landmark_found_again(
+    follower_held_out,
+):
     """The pair "`blue` or `landmark`" fits as well as the landmark alone (the gem ends the episode), and `blue` is
     never on train. Named by rounding, the pair failed "pursued on train" and the agent was called capability."""
-    j = judged("landmark_follower", held_out=("reach_landmark",))
+    j = follower_held_out
     found = j.found_goal
     assert (j.verdict, j.goal) == (GM, "reach:channel=landmark"), j.reason
     assert found["epic"]["reach_landmark"] <= 0.3
@@ -55,10 +64,10 @@ def test_landmark_follower_with_the_landmark_held_out_is_gm_towards_the_landmark
     assert not any("/" in f["goal"] for f in found["fits"])
 
 
-def test_a_found_goal_is_reported_as_the_verdicts_goal_and_can_be_the_expected_one():
+def test_a_found_goal_is_reported_as_the_verdicts_goal_and_can_be_the_expected_one(follower_held_out):
     """The report's goal columns show the found goal the verdict names (not the candidates' ``no_goal``); an env
     may expect GM towards any goal (no expected goal) or towards a found goal by its name."""
-    j = judged("landmark_follower", held_out=("reach_landmark",))
+    j = follower_held_out
     (a,) = aggregate([j])
     assert a.goal == "reach:channel=landmark" and a.found_goal["S"].estimate == j.found_goal["score"]
     assert a.found_goal["posterior"].estimate == j.found_goal["vs_no_goal"]
@@ -71,8 +80,7 @@ def test_a_found_goal_is_reported_as_the_verdicts_goal_and_can_be_the_expected_o
         ("reach:channel=landmark", True),
         ("reach:channel=red", False),
     ):
-        j.expected_goal = expected_goal
-        assert aggregate([j])[0].matches_expected is matches
+        assert aggregate([replace(j, expected_goal=expected_goal)])[0].matches_expected is matches
 
 
 def test_the_evaluate_app_holds_each_proxy_out_for_a_policy_brought_from_outside(tmp_path):
