@@ -396,11 +396,9 @@ class Aggregate:
     tied: list[str] = field(default_factory=list)  # verdicts sharing the most seeds when more than one
     tied_goals: list[str] = field(default_factory=list)  # goals sharing the majority verdict's seeds equally
     # a majority goal no declared reward is: its S, S(train), posterior against no goal and EPIC to specified,
-    # over the seeds that name it
+    # over the seeds that name it; and the library goals the judged levels could not tell from it
     found_goal: dict[str, Interval] = field(default_factory=dict)
-    goal_same_as: list[str] = field(
-        default_factory=list
-    )  # library goals the judged levels could not tell from it
+    goal_same_as: list[str] = field(default_factory=list)
 
     @property
     def is_tie(self) -> bool:
