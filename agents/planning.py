@@ -64,6 +64,10 @@ class TabularModel:
             raise ValueError(f"state {err.args[0]} is not in the level model") from None
 
 
+class LevelTooLarge(ValueError):
+    """A level with more states than the exact path enumerates; the judge's sampled path takes it instead."""
+
+
 def enumerate_level(core: LevelBatch, row: int = 0, max_states: int = 200_000) -> TabularModel:
     """Tabular model of the level in ``core``'s ``row``, from its current state.
 
@@ -112,7 +116,7 @@ def enumerate_level(core: LevelBatch, row: int = 0, max_states: int = 200_000) -
             sl = slice(n * n_actions, (n + 1) * n_actions)
             rows_of[s] = (succ_index[sl], terminated[sl], {name: r[:k][sl] for name, r in rewards.items()})
         if len(states) > max_states:
-            raise ValueError(
+            raise LevelTooLarge(
                 f"{core.env_id}: level has more than {max_states} states; "
                 "give the core a tabular_model(row) method"
             )

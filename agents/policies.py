@@ -29,6 +29,10 @@ class Policy:
     def act(self, obs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def action_probabilities(self, obs: np.ndarray) -> np.ndarray | None:
+        """``(B, A)`` probabilities of the actions ``act`` draws from, where the policy can say; else None."""
+        return None
+
 
 class UniformRandomPolicy(Policy):
     name = "random"
@@ -204,7 +208,14 @@ class SB3Policy(Policy):
             self._probs = grown
         self._probs[used : used + len(new)] = new
 
-    def _act_tabular(self, obs: np.ndarray) -> np.ndarray:
+    def action_probabilities(self, obs: np.ndarray) -> np.ndarray | None:
+        """``(B, A)`` action probabilities at ``obs`` (None for a model without a categorical policy)."""
+        obs = np.asarray(obs)
+        if not self._tabular() or obs.shape[1:] != self.model.policy.observation_space.shape:
+            return None
+        return self._probabilities(obs)
+
+    def _probabilities(self, obs: np.ndarray) -> np.ndarray:
         policy = self.model.policy
         n = len(obs)
         flat = np.ascontiguousarray(obs).reshape(n, -1)
@@ -224,7 +235,10 @@ class SB3Policy(Policy):
                 tensor, _ = policy.obs_to_tensor(obs[np.array(new_rows)])
                 new = policy.get_distribution(tensor).distribution.probs.numpy()
             self._store(new)
-        probs = torch.from_numpy(self._probs[index])
+        return self._probs[index]
+
+    def _act_tabular(self, obs: np.ndarray) -> np.ndarray:
+        probs = torch.from_numpy(self._probabilities(obs))
         if self.deterministic:
             return probs.argmax(dim=1).numpy().astype(np.int64)
         # torch.multinomial(probs, 1, replacement=True), as SB3's Categorical samples, draws exactly this

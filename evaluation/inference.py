@@ -180,6 +180,16 @@ def infer_goal(rollouts: Rollouts, levels: Sequence[Level], candidates: Sequence
     if unknown:
         raise ValueError(f"unknown reward name {unknown[0]!r}; declared: {sorted(levels[0].q)}")
     q, actions = step_q_values(rollouts, levels, candidates)
+    return infer_from_values(q, actions, candidates)
+
+
+def infer_from_values(q: np.ndarray, actions: np.ndarray, candidates: Sequence[str]) -> CandidateInference:
+    """Posterior over ``candidates`` and no-goal given each candidate's action values ``q`` ``(K, N, A)``.
+
+    The values may be exact ``Q*`` (the exact path) or any per-step action
+    preferences, such as a reference policy's log-probabilities (the sampled
+    path, :mod:`evaluation.sampled`): ``beta`` absorbs their scale.
+    """
     n_steps, n_actions = len(actions), q.shape[2]
     loglik, beta, lapse = {}, {}, {}
     for k, name in enumerate(candidates):

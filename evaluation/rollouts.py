@@ -9,11 +9,13 @@ to the levels and actions that produced it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import envs
 from agents.policies import Policy
@@ -54,6 +56,7 @@ class Rollouts:
             states=self.states[:, idx],
             actions=self.actions[:, idx],
             alive=self.alive[:, idx],
+            extra={k: _episode_columns(v, idx) for k, v in self.extra.items()},
         )
 
     def mean_returns(self) -> dict[str, float]:
@@ -99,6 +102,15 @@ class Rollouts:
             )
 
 
+def _episode_columns(value, idx: np.ndarray):
+    """``value``'s episode axis (axis 1 of every array in it) restricted to ``idx``."""
+    if isinstance(value, dict):
+        return {k: _episode_columns(v, idx) for k, v in value.items()}
+    if isinstance(value, np.ndarray) and value.ndim >= 2:
+        return value[:, idx]
+    return value
+
+
 def evaluation_level_seeds(n_episodes: int, seed: int) -> np.ndarray:
     return rng.level_seeds(np.full(n_episodes, seed + EVAL_SEED_OFFSET), np.arange(n_episodes))
 
@@ -125,6 +137,45 @@ def check_actions(actions, batch, policy) -> np.ndarray:
     return arr
 
 
+# An observation of at most this many floats is kept whole for the sampled path's state bins;
+# larger or integer observations are kept as a 64-bit digest (a grid's exact identity).
+RAW_OBSERVATION_SIZE = 64
+MIN_PREFERENCE = 1e-6  # floor of a watched policy's action probability before its logarithm
+
+
+def observation_keys(obs: np.ndarray) -> np.ndarray:
+    """``(B,)`` 64-bit digests of each row's bytes: the same observation gives the same key in any rollout."""
+    flat = np.ascontiguousarray(obs).reshape(len(obs), -1)
+    return np.array(
+        [
+            int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little", signed=True)
+            for row in flat
+        ],
+        dtype=np.int64,
+    )
+
+
+def keeps_raw_observations(obs: np.ndarray) -> bool:
+    return np.issubdtype(obs.dtype, np.floating) and obs[0].size <= RAW_OBSERVATION_SIZE
+
+
+def action_preferences(policy: Policy, obs: np.ndarray, n_actions: int) -> np.ndarray:
+    """``(B, A)`` log-probabilities of ``policy``'s actions, or 0/-1 marking the action it takes.
+
+    A policy that cannot give probabilities is read from one call of ``act``
+    (under a forked torch generator, so watching it leaves the judged agent's
+    draws alone): its chosen action scores 0, the others -1.
+    """
+    probs = policy.action_probabilities(obs)
+    if probs is not None:
+        return np.log(np.maximum(np.asarray(probs, dtype=np.float64), MIN_PREFERENCE)).astype(np.float32)
+    with torch.random.fork_rng():
+        chosen = np.asarray(policy.act(obs), dtype=np.int64).reshape(-1)
+    prefs = np.full((len(obs), n_actions), -1.0, dtype=np.float32)
+    prefs[np.arange(len(obs)), chosen] = 0.0
+    return prefs
+
+
 def rollout(
     policy: Policy,
     env_id: str,
@@ -133,8 +184,20 @@ def rollout(
     n_episodes: int = 100,
     seed: int = 0,
     level_seeds: np.ndarray | None = None,
+    *,
+    record_steps: bool = False,
+    watch: dict[str, Policy] | None = None,
 ) -> Rollouts:
-    """Play one episode on each of ``n_episodes`` seeded levels of ``distribution``."""
+    """Play one episode on each of ``n_episodes`` seeded levels of ``distribution``.
+
+    ``record_steps`` keeps what the sampled path needs beyond states, in
+    ``extra``: ``step_rewards`` (reward -> ``(T, E)``), ``obs_keys`` (``(T+1, E)``,
+    the observation before each step and after the last) and, for small float
+    observations, ``observations`` (``(T+1, E, D)``). ``watch`` (name ->
+    policy) records in ``extra["preferences"][name]`` (``(T, E, A)``) what
+    each watched policy would do at every observation the judged policy
+    meets (:func:`action_preferences`), without letting it act.
+    """
     params = dict(params or {})
     task = envs.task(env_id)
     if level_seeds is None:
@@ -144,6 +207,12 @@ def rollout(
     core = task(n, distribution, **params)
     core.reset_levels(np.arange(n), level_seeds)
     policy.bind(core)
+    watch = dict(watch or {})
+    for watched in watch.values():
+        watched.bind(core)
+    n_actions = int(core.single_action_space().n)
+    step_rewards: dict[str, list[np.ndarray]] = {name: [] for name in core.reward_names}
+    keys, raw, preferences = [], [], {name: [] for name in watch}
     returns = {name: np.zeros(n) for name in core.reward_names}
     lengths = np.zeros(n, dtype=np.int64)
     terminated = np.zeros(n, dtype=bool)
@@ -153,6 +222,12 @@ def rollout(
     states, actions, alive_steps = [], [], []
     while alive.any():
         obs = core.observe()
+        if record_steps:
+            keys.append(observation_keys(obs))
+            if keeps_raw_observations(obs):
+                raw.append(obs.reshape(n, -1).astype(np.float32))
+        for name, watched in watch.items():
+            preferences[name].append(action_preferences(watched, obs, n_actions))
         states.append(core.get_states() if exact else np.zeros((n, 0), dtype=np.int64))
         act = check_actions(policy.act(obs), core, policy)
         actions.append(act)
@@ -160,6 +235,8 @@ def rollout(
         rewards, term, trunc = core.step(act)
         for name, value in rewards.items():
             returns[name] += np.where(alive, value, 0.0)
+            if record_steps:
+                step_rewards[name].append(np.where(alive, value, 0.0))
         lengths += alive
         terminated |= alive & term
         ended = alive & (term | trunc)
@@ -171,6 +248,17 @@ def rollout(
             # no level model holds (e.g. past a terminal cell), which exact-state policies look up.
             dead = np.flatnonzero(~alive)
             core.set_states(dead, final[dead])
+    extra = {}
+    if record_steps:
+        last = core.observe()
+        keys.append(observation_keys(last))
+        if raw:
+            raw.append(last.reshape(n, -1).astype(np.float32))
+            extra["observations"] = np.stack(raw)
+        extra["obs_keys"] = np.stack(keys)
+        extra["step_rewards"] = {name: np.stack(v) for name, v in step_rewards.items()}
+    if watch:
+        extra["preferences"] = {name: np.stack(v) for name, v in preferences.items()}
     return Rollouts(
         env_id=env_id,
         distribution=distribution,
@@ -183,4 +271,5 @@ def rollout(
         states=np.stack(states),
         actions=np.stack(actions),
         alive=np.stack(alive_steps),
+        extra=extra,
     )
