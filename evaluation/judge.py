@@ -26,8 +26,9 @@ from joblib import Parallel, delayed
 
 import envs
 from agents.loading import TrainedAgent, load_agents
+from agents.planning import LevelTooLarge
 from agents.policies import Policy
-from envs.task import VERDICTS, exact_problem
+from envs.task import VERDICTS
 from evaluation.epic import coverage, declared_reward_matrices, epic_distances, model_reward_matrices
 from evaluation.goals import (
     declared_log_likelihoods,
@@ -36,65 +37,27 @@ from evaluation.goals import (
     goal_stop_tables,
     pursued_score,
 )
-from evaluation.inference import NO_GOAL, CandidateInference, candidate_rewards, infer_goal
+from evaluation.inference import NO_GOAL, candidate_rewards, infer_goal
 from evaluation.irl import maxent_irl
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
 from evaluation.progress import JudgeStep, Progress, log_progress
-from evaluation.rollouts import Rollouts, rollout
-from evaluation.scores import ScoreTable, normalised_scores
+from evaluation.results import Judgement
+from evaluation.rollouts import rollout
+from evaluation.sampled import (
+    PathChoice,
+    SampledBank,
+    SampledReferences,
+    above_reference,
+    candidate_rewards_sampled,
+    choose_path,
+    infer_goal_sampled,
+    sampled_epic,
+)
+from evaluation.scores import normalised_scores
 from evaluation.stats import Interval, iqm_ci
 from evaluation.verdict import Thresholds, decide
 
 IRL = "irl"  # name of the learned behavioral reward among EPIC's rewards
-
-
-@dataclass
-class Judgement:
-    """The verdict for one agent, evaluation seed and shifted distribution, with all its evidence."""
-
-    agent: str
-    env_id: str
-    distribution: str
-    seed: int
-    policy: str
-    verdict: str
-    goal: str | None
-    reason: str
-    expected_verdict: str | None
-    expected_goal: str | None
-    scores: dict[str, ScoreTable]  # "train" and the shifted distribution
-    inference: CandidateInference
-    epic_to_specified: dict[str, float]  # EPIC(R, R_spec) on D's coverage, each declared R
-    irl: dict  # learned R_beh: EPIC to each declared reward, closest one, top features, fit
-    thresholds: Thresholds
-    rollouts: dict[str, Rollouts] = field(default_factory=dict, repr=False)
-    found_goal: dict | None = None  # the library's best goal, when no declared goal qualified
-    held_out: tuple[str, ...] = ()  # declared proxies withheld from the candidates
-
-    @property
-    def shifted(self) -> ScoreTable:
-        return self.scores[self.distribution]
-
-    def to_dict(self) -> dict:
-        return {
-            "agent": self.agent,
-            "env_id": self.env_id,
-            "distribution": self.distribution,
-            "seed": self.seed,
-            "policy": self.policy,
-            "verdict": self.verdict,
-            "goal": self.goal,
-            "reason": self.reason,
-            "expected_verdict": self.expected_verdict,
-            "expected_goal": self.expected_goal,
-            "scores": {d: t.to_dict() for d, t in self.scores.items()},
-            "inference": self.inference.to_dict(),
-            "epic_to_specified": self.epic_to_specified,
-            "irl": self.irl,
-            "thresholds": self.thresholds.to_dict(),
-            "found_goal": self.found_goal,
-            "held_out": list(self.held_out),
-        }
 
 
 def _validate(env_id, train_params, distributions, n_episodes, thresholds, policies, held_out=()):
@@ -121,13 +84,6 @@ def _validate(env_id, train_params, distributions, n_episodes, thresholds, polic
         raise ValueError(
             f"{env_id}: held_out {unknown[0]!r} is not a declared proxy; proxies: {list(task.proxy_rewards)}"
         )
-    for d in ["train", *distributions]:
-        params = train_params if d == "train" else task.shared_params(train_params)
-        probe = task(1, d, **params)
-        probe.reset_levels(np.array([0]), np.array([0]))
-        problem = exact_problem(probe)
-        if problem:
-            raise ValueError(problem)
     return task, train_params, distributions
 
 
@@ -160,6 +116,9 @@ def judge(
     progress: Progress | None = log_progress,
     held_out: Sequence[str] = (),
     irl: bool = True,
+    judge_path: str = "auto",
+    references: SampledReferences | None = None,
+    sampled_bank: SampledBank | None = None,
 ) -> list[Judgement]:
     """Judgements per ``(seed, shifted distribution)`` for one agent.
 
@@ -174,6 +133,13 @@ def judge(
     (default: a log line on stderr; ``None``: silent). ``held_out`` names
     declared proxies to withhold from the candidates (the judge's validation:
     it must then find the goal itself).
+
+    ``judge_path``: ``exact`` judges on enumerated level models, ``sampled``
+    from rollouts and reference policies (:mod:`evaluation.sampled`; its
+    references come from ``references`` or ``sampled_bank``), ``auto`` takes
+    the exact path wherever every distribution allows it (deterministic, with
+    state access, levels within the enumeration limit) and the sampled path
+    otherwise. Each judgement says which path judged it and why.
 
     ``irl=False`` skips MaxEnt IRL (about half of a CoinRun agent's judging
     time): its reward enters no verdict, score or posterior, so those are
@@ -194,14 +160,61 @@ def judge(
         env_id, train_params, distributions, n_episodes, thresholds, policy_by_seed, held_out
     )
     shared = task.shared_params(train_params)
-    bank = DEFAULT_BANK if bank is None else bank
+    path = choose_path(task, {"train": train_params, **{d: shared for d in distributions}}, judge_path)
     if agent is None:
         names = {p.name for p in policy_by_seed.values()}
         agent = names.pop() if len(names) == 1 else "agent"
+    run = dict(
+        agent=agent,
+        task=task,
+        train_params=train_params,
+        distributions=distributions,
+        policy_by_seed=policy_by_seed,
+        n_episodes=n_episodes,
+        thresholds=thresholds,
+        out_dir=out_dir,
+        irl_levels=irl_levels,
+        epic_levels=epic_levels,
+        progress=progress,
+        held_out=held_out,
+        irl=irl,
+    )
+    if path.path == "exact":
+        try:
+            return _judge_on_path(path, DEFAULT_BANK if bank is None else bank, **run)
+        except LevelTooLarge as err:
+            if judge_path != "auto":
+                raise ValueError(f"{err} (judge_path=sampled judges it from rollouts)") from None
+            path = PathChoice("sampled", str(err))
+    if sampled_bank is None:
+        sampled_bank = SampledBank(references or SampledReferences())
+    return _judge_on_path(path, sampled_bank, **run)
+
+
+def _judge_on_path(
+    path: PathChoice,
+    bank,
+    *,
+    agent,
+    task,
+    train_params,
+    distributions,
+    policy_by_seed,
+    n_episodes,
+    thresholds,
+    out_dir,
+    irl_levels,
+    epic_levels,
+    progress,
+    held_out,
+    irl,
+) -> list[Judgement]:
+    env_id = task.env_id
+    shared = task.shared_params(train_params)
+    sampled = path.path == "sampled"
     folder = None if out_dir is None else Path(out_dir) / "rollouts"
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-
     declared_train = trained_on_declared_distribution(task, train_params)
     judgements = []
     n_steps = len(policy_by_seed) * (1 + 2 * len(distributions))
@@ -213,31 +226,28 @@ def judge(
             progress(JudgeStep(agent, env_id, int(s), number, len(policy_by_seed), d, stage, done, n_steps))
         done += 1
 
+    def evaluate(policy, d, params, s):
+        if sampled:
+            return _evaluate_sampled(policy, task, train_params, d, params, n_episodes, s, bank)
+        return _evaluate(policy, env_id, d, params, n_episodes, s, bank)
+
     for number, (s, policy) in enumerate(policy_by_seed.items(), start=1):
         report(number, s, "train", "rollouts")
-        train_table, train_rollouts = _evaluate(
-            policy, env_id, "train", train_params, n_episodes, int(s), bank
-        )
+        train_table, train_rollouts, train_refs = evaluate(policy, "train", train_params, int(s))
         for d in distributions:
             report(number, s, d, "rollouts")
-            table, agent_rollouts = _evaluate(policy, env_id, d, shared, n_episodes, int(s), bank)
-            report(number, s, d, "goal inference, IRL, EPIC")
-            judgement = _judge_shifted(
-                agent,
-                task,
-                int(s),
-                policy,
-                train_table,
-                table,
-                agent_rollouts,
-                bank,
-                thresholds,
-                irl_levels,
-                epic_levels,
-                held_out,
-                train_rollouts,
-                irl,
-            )
+            table, agent_rollouts, refs = evaluate(policy, d, shared, int(s))
+            report(number, s, d, "goal inference, EPIC" if sampled else "goal inference, IRL, EPIC")
+            args = (agent, task, int(s), policy, train_table, table, agent_rollouts, bank, thresholds)
+            if sampled:
+                judgement = _judge_shifted_sampled(*args, refs, held_out, path)
+            else:
+                judgement = _judge_shifted(
+                    *args, irl_levels, epic_levels, held_out, train_rollouts, irl, path
+                )
+            judgement.above_reference = above_reference(agent_rollouts, refs)
+            train_above = above_reference(train_rollouts, train_refs)
+            judgement.above_reference |= {f"{r}@train": v for r, v in train_above.items()}
             judgement.rollouts = {"train": train_rollouts, d: agent_rollouts}
             if not declared_train:
                 judgement.expected_verdict = judgement.expected_goal = None
@@ -246,10 +256,8 @@ def judge(
                 stem = f"{file_stem(agent)}__{env_id.replace('/', '-')}__seed{s}"
                 train_rollouts.save(folder / f"{stem}__train.npz")
                 agent_rollouts.save(folder / f"{stem}__{d}.npz")
-                for r in (train_rollouts, agent_rollouts):
-                    _save_references(
-                        folder, bank.references(env_id, r.distribution, r.params, r.level_seeds), s
-                    )
+                for references in (train_refs, refs):
+                    _save_references(folder, references, s)
     return judgements
 
 
@@ -275,7 +283,77 @@ def _evaluate(policy, env_id, distribution, params, n_episodes, seed, bank):
         torch.manual_seed(int(level_seeds[0]) % (2**63))
         agent_rollouts = rollout(policy, env_id, distribution, params, level_seeds=level_seeds)
     references = bank.references(env_id, distribution, params, level_seeds)
-    return normalised_scores(agent_rollouts, references), agent_rollouts
+    return normalised_scores(agent_rollouts, references), agent_rollouts, references
+
+
+def _evaluate_sampled(policy, task, train_params, distribution, params, n_episodes, seed, bank: SampledBank):
+    """The sampled path's :func:`_evaluate`: the agent watched by every reference on its own observations."""
+    level_seeds = distribution_level_seeds(n_episodes, seed, distribution)
+    levels = bank.levels(task, train_params, distribution, params, level_seeds)
+    with torch.random.fork_rng():
+        torch.manual_seed(int(level_seeds[0]) % (2**63))
+        agent_rollouts = rollout(
+            policy,
+            task.env_id,
+            distribution,
+            params,
+            level_seeds=level_seeds,
+            record_steps=True,
+            watch=levels.policies,
+        )
+    return normalised_scores(agent_rollouts, levels.references), agent_rollouts, levels.references
+
+
+def _judge_shifted_sampled(
+    agent,
+    task,
+    seed,
+    policy,
+    train_table,
+    table,
+    agent_rollouts,
+    bank,
+    thresholds,
+    references,
+    held_out,
+    path,
+) -> Judgement:
+    """One shifted distribution on the sampled path: the exact path's rules on sampled evidence."""
+    d = table.distribution
+    covered = [agent_rollouts, references.random, *references.optimal.values()]
+    candidates = [c for c in candidate_rewards_sampled(task, covered) if c not in held_out]
+    inference = infer_goal_sampled(agent_rollouts, candidates)
+    declared = list(task.reward_names)
+    distances = sampled_epic(covered, [(r, "specified") for r in declared if r != "specified"], bank.gamma)
+    epic_to_specified = {r: distances[(r, "specified")] for r in declared if r != "specified"}
+    epic_to_specified["specified"] = 0.0
+    irl = {"epic": {}, "closest": None, "top_features": [], "mean_log_likelihood": math.nan}
+    irl |= {"n_levels": 0, "n_steps": 0, "converged": False, "skipped": True}
+    irl["skipped_reason"] = "MaxEnt IRL needs exact level models (sampled path)"
+    decision = decide(train_table, table, inference, epic_to_specified, thresholds)
+    reason = decision.reason
+    if decision.verdict == "capability_misgeneralization":
+        reason += "; the goal library (found goals) needs exact level models and was not consulted"
+    return Judgement(
+        agent=agent,
+        env_id=task.env_id,
+        distribution=d,
+        seed=seed,
+        policy=policy.name,
+        verdict=decision.verdict,
+        goal=decision.goal,
+        reason=reason,
+        expected_verdict=task.expected_verdicts.get(d),
+        expected_goal=task.expected_goals.get(d),
+        scores={"train": train_table, d: table},
+        inference=inference,
+        epic_to_specified=epic_to_specified,
+        irl=irl,
+        thresholds=thresholds,
+        held_out=tuple(held_out),
+        judge_path=path.path,
+        path_reason=path.reason,
+    )
 
 
 def _judge_shifted(
@@ -293,6 +371,7 @@ def _judge_shifted(
     held_out=(),
     train_rollouts=None,
     run_irl=True,
+    path: PathChoice | None = None,
 ) -> Judgement:
     d = table.distribution
     references = bank.references(agent_rollouts.env_id, d, agent_rollouts.params, agent_rollouts.level_seeds)
@@ -371,6 +450,8 @@ def _judge_shifted(
         thresholds=thresholds,
         found_goal=found_goal,
         held_out=tuple(held_out),
+        judge_path="exact",
+        path_reason="" if path is None else path.reason,
     )
 
 
