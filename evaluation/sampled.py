@@ -19,12 +19,12 @@ and thresholds:
   candidate explains the agent's actions as far as the agent acts as that
   reward's reference would (``beta`` fitted, ``beta = 0`` is "no goal").
 - **Reward distances.** :func:`sampled_epic` compares rewards on the
-  transitions that the agent, the random policy and the references made:
-  each reward minus its least-squares fit by potential shaping over
-  observation keys (``gamma Phi(s') - Phi(s) + c``), then the Pearson
-  distance. The residual is exactly invariant to shaping by any potential of
-  those keys and to positive scaling, as EPIC's canonical form is (Gleave et
-  al. 2021), without evaluating a reward on transitions nobody made.
+  transitions that the agent, the random policy and the references made
+  (Gleave et al. 2021 on sampled coverage): EPIC's canonical form with its
+  expectations over the transitions sampled from each state key
+  (:func:`canonical_sampled`), then the Pearson distance. A reward is only
+  ever evaluated on transitions somebody made. Observations are keyed by
+  their bytes; small float observations are binned per dimension first.
 
 Found goals (the goal library) and MaxEnt IRL need level models; on this path
 they are skipped and the report says so.
@@ -40,8 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse
-import scipy.sparse.linalg
 
 from agents.policies import Policy, UniformRandomPolicy
 from envs.task import exact_problem
@@ -323,50 +321,44 @@ def sampled_transitions(rollouts: Sequence[Rollouts], names: Sequence[str]) -> S
     return SampledTransitions(source, successor, {n: np.concatenate(v) for n, v in rewards.items()})
 
 
-def shaping_residuals(transitions: SampledTransitions, gamma: float) -> dict[str, np.ndarray]:
-    """Each reward minus its least-squares fit by ``gamma Phi(s') - Phi(s) + c`` over the observation keys.
+def canonical_sampled(transitions: SampledTransitions, gamma: float) -> dict[str, np.ndarray]:
+    """EPIC's canonical form of each reward, its expectations taken over the sampled transitions.
 
-    ``Phi`` is one value per key, zero on terminal successors. Shaping a
-    reward by any such potential, or adding a constant, leaves its residual
-    unchanged; scaling it scales the residual.
+    ``C(R)(s, a, s') = R(s, a, s') + gamma m_R(s') - m_R(s)``, where ``m_R(x)``
+    is the mean reward of the sampled transitions leaving key ``x`` (zero at a
+    terminal successor, the overall mean at a key never left): the expectation
+    ``E[R(x, A, S')]`` over the actions and successors the coverage took from
+    ``x``. EPIC's constant term drops out of the Pearson distance. A
+    least-squares fit of a potential over the keys would be exactly
+    shaping-invariant, but on sparse coverage it explains a goal reward
+    entirely as shaping (each key on a path to the goal its own potential);
+    conditional means do not.
     """
-    keys, key_index = np.unique(
-        np.concatenate([transitions.source, transitions.successor[transitions.successor >= 0]]),
-        return_inverse=True,
-    )
+    keys, index = np.unique(np.concatenate([transitions.source, transitions.successor]), return_inverse=True)
     n = len(transitions.source)
-    src = key_index[:n]
-    nonterminal = transitions.successor >= 0
-    succ = np.full(n, -1, dtype=np.int64)
-    succ[nonterminal] = key_index[n:]
-    rows = np.concatenate([np.arange(n), np.flatnonzero(nonterminal), np.arange(n)])
-    cols = np.concatenate([src, succ[nonterminal], np.full(n, len(keys))])
-    values = np.concatenate([np.full(n, -1.0), np.full(int(nonterminal.sum()), gamma), np.ones(n)])
-    design = scipy.sparse.csr_matrix((values, (rows, cols)), shape=(n, len(keys) + 1))
-    residuals = {}
+    source, successor = index[:n], index[n:]
+    left = np.bincount(source, minlength=len(keys))
+    canonical = {}
     for name, reward in transitions.rewards.items():
         reward = reward.astype(np.float64)
-        if not np.any(reward != reward[0]):
-            residuals[name] = np.zeros(n)
-            continue
-        fit = scipy.sparse.linalg.lsqr(design, reward, atol=1e-10, btol=1e-10, iter_lim=20 * (len(keys) + 1))[
-            0
-        ]
-        residuals[name] = reward - design @ fit
-    return residuals
+        total = np.bincount(source, weights=reward, minlength=len(keys))
+        mean_out = np.where(left > 0, total / np.maximum(left, 1), reward.mean() if n else 0.0)
+        after = np.where(transitions.successor < 0, 0.0, mean_out[successor])
+        canonical[name] = reward + gamma * after - mean_out[source]
+    return canonical
 
 
 def sampled_epic(
     rollouts: Sequence[Rollouts], pairs: Sequence[tuple[str, str]], gamma: float
 ) -> dict[tuple[str, str], float]:
-    """Shaping-invariant Pearson distance of each pair of declared rewards on the rollouts' transitions.
+    """EPIC distance of each pair of declared rewards on the rollouts' transitions (:func:`canonical_sampled`).
 
-    NaN where either reward is a shaping of nothing on this coverage (its
-    residual is constant): no distance can be told there.
+    NaN where either canonical reward is constant on this coverage (it pays
+    nothing there): no distance can be told.
     """
     names = sorted({n for pair in pairs for n in pair})
-    residuals = shaping_residuals(sampled_transitions(rollouts, names), gamma)
-    return {(a, b): pearson_distance(residuals[a], residuals[b]) for a, b in pairs}
+    canonical = canonical_sampled(sampled_transitions(rollouts, names), gamma)
+    return {(a, b): pearson_distance(canonical[a], canonical[b]) for a, b in pairs}
 
 
 def above_reference(agent: Rollouts, references: References) -> dict[str, float]:
