@@ -9,28 +9,32 @@ Two kinds, both plain tensors and arrays (``torch.load(weights_only=True)``,
 - a *policy file* (``model.pt`` + ``model.json``): the trained network and the
   description needed to rebuild it (algorithm, network, env, observation shape).
 
-Every write goes to a temporary name first and is renamed into place, so a
-run killed mid-write leaves the previous checkpoint intact; a write that fails
-(a full disk) removes its temporary file and raises :class:`WriteError`
-naming the path.
+Every write goes to a temporary name first and is renamed into place
+(:mod:`agents.files`), so a run killed mid-write leaves the previous
+checkpoint intact; a write that fails (a full disk) removes its temporary
+file and raises :class:`WriteError` naming the path.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import pickle
 import re
 import shutil
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
+
+from agents.files import (
+    WriteError,  # noqa: F401  (re-exported: callers catch it from here)
+    atomic_write,
+    atomic_write_json,
+    replacing,
+    writing,
+)
 
 LATEST = "latest"
 POLICY_FILE = "model.pt"
@@ -42,66 +46,9 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or made for another env or network."""
 
 
-class WriteError(OSError):
-    """A file of a run could not be written (full disk, quota, permissions); names the path."""
-
-    def __init__(self, path: Path, reason: str, errno_: int | None = None):
-        super().__init__(errno_, reason, str(path))
-        self.path, self.reason = Path(path), reason
-
-    def __str__(self) -> str:
-        return f"could not write {self.path}: {self.reason}"
-
-
-def _free_bytes(path: Path) -> int | None:
-    for folder in (path, *path.parents):
-        try:
-            stat = os.statvfs(folder)
-        except OSError:
-            continue
-        return stat.f_bavail * stat.f_frsize
-    return None
-
-
-def _reason(err: BaseException, path: Path) -> tuple[str, int | None]:
-    code = getattr(err, "errno", None)
-    free = _free_bytes(path)
-    if code in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < 1 << 20):
-        return "no space left on device (free space, then run the same command: it resumes)", code
-    if isinstance(err, OSError):
-        return err.strerror or str(err), code
-    return str(err).splitlines()[0] if str(err) else type(err).__name__, code
-
-
-@contextmanager
-def writing(path: Path, *temporaries: Path) -> Iterator[None]:
-    """Write ``path`` through ``temporaries``: on any failure they are removed; I/O errors become
-    :class:`WriteError` naming ``path`` (torch reports a full disk as a ``RuntimeError``)."""
-    try:
-        yield
-    except BaseException as err:
-        for tmp in temporaries:
-            if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
-        if isinstance(err, WriteError):
-            raise
-        if isinstance(err, (OSError, RuntimeError)):  # torch reports a full disk as a RuntimeError
-            reason, code = _reason(err, Path(path))
-            raise WriteError(path, reason, code) from err
-        raise
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with writing(path, tmp):
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_bytes_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode())
+# The one atomic writer lives in agents.files; its names stay importable from here.
+write_bytes_atomic = atomic_write
+write_json_atomic = atomic_write_json
 
 
 def _read_json(path: Path) -> dict:
@@ -241,11 +188,8 @@ def load_training_checkpoint(path: Path, model, venv, expected_meta: dict) -> di
 
 # ------------------------------------------------------------------ policy files
 def save_policy(folder: Path, model, meta: dict) -> Path:
-    tmp = folder / (POLICY_FILE + ".tmp")
-    with writing(folder / POLICY_FILE, tmp):
-        folder.mkdir(parents=True, exist_ok=True)
+    with replacing(folder / POLICY_FILE, unique=False) as tmp:  # torch names its archive after the file
         torch.save(model.policy.state_dict(), tmp)
-        os.replace(tmp, folder / POLICY_FILE)
     write_json_atomic(folder / POLICY_META, meta)
     return folder / POLICY_FILE
 

@@ -9,8 +9,8 @@ start it is reported and ignored: logging never stops a run.
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 import uuid
 import warnings
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.logger import KVWriter
 
-from agents.checkpoints import writing
+from agents.files import atomic_write, writing
 
 
 def _plain(value: Any):
@@ -66,22 +66,17 @@ def truncate_jsonl(path: Path, max_timesteps: int, key: str = "time/total_timest
         for line in path.read_text().splitlines()
         if line and json.loads(line).get(key, 0) <= max_timesteps
     ]
-    tmp = path.with_name(path.name + ".tmp")
-    with writing(path, tmp):
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, path)
+    atomic_write(path, "".join(line + "\n" for line in kept))
 
 
 def jsonl_to_csv(source: Path, target: Path) -> None:
     rows = [json.loads(line) for line in source.read_text().splitlines() if line] if source.exists() else []
     columns = sorted({k for row in rows for k in row})
-    tmp = target.with_name(target.name + ".tmp")
-    with writing(target, tmp):
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, target)
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(target, buf.getvalue())
 
 
 def start_wandb(run_dir: Path, project: str, mode: str, config: dict, name: str, group: str | None = None):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 import envs
+from agents.files import replacing
 from agents.policies import SB3Policy
 from evaluation.rollouts import rollout
 
@@ -80,9 +81,8 @@ def make_video_recorder(env_id: str, train_params: dict, distribution: str | Non
                 if terminated[0] or truncated[0]:
                     break
         path = folder / f"{distribution}.gif"
-        tmp = folder / f".{distribution}.tmp.gif"
-        imageio.mimsave(tmp, frames, duration=0.15, loop=0)
-        tmp.replace(path)
+        with replacing(path, suffix=".tmp.gif") as tmp:  # imageio picks the format by extension
+            imageio.mimsave(tmp, frames, duration=0.15, loop=0)
         return path
 
     return record

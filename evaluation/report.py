@@ -1,7 +1,7 @@
 """Judge results as files (JSON, CSV, Markdown, PNG) and, optionally, W&B.
 
-Files come first and are written atomically (a temporary file renamed into
-place), so an interrupted run never leaves a half-written table. W&B logging
+Files come first and are written atomically (:func:`agents.files.atomic_write`),
+so an interrupted run never leaves a half-written table. W&B logging
 is a no-op without an active run and never needs the network.
 """
 
@@ -11,14 +11,13 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from agents.files import atomic_write, current_umask  # noqa: F401  (re-exported)
 from envs.task import VERDICTS
 from evaluation.judge import Aggregate, Judgement
 from evaluation.stats import MIN_RUNS_FOR_CI, Interval, interval_label
@@ -48,28 +47,6 @@ def _clean(value):
     if isinstance(value, np.bool_):
         return bool(value)
     return value
-
-
-def current_umask() -> int:
-    """The process's umask (read by setting and restoring it: Python has no getter)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` through a temporary file renamed into place, with the mode the umask gives
-    (``mkstemp`` makes 0600 files: a report would be unreadable by the group)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~current_umask())
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def judgement_row(j: Judgement) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 import envs
+from agents.files import replacing
 from agents.policies import Policy
 from envs import rng
 from envs.task import exact_problem
@@ -71,19 +72,18 @@ class Rollouts:
             "params": self.params,
             "policy": self.policy,
         }
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(
-            tmp,
-            meta=json.dumps(meta),
-            level_seeds=self.level_seeds,
-            lengths=self.lengths,
-            terminated=self.terminated,
-            states=self.states,
-            actions=self.actions,
-            alive=self.alive,
-            **arrays,
-        )
-        tmp.replace(path)
+        with replacing(path, suffix=".tmp.npz") as tmp:  # np.savez adds .npz to any other name
+            np.savez_compressed(
+                tmp,
+                meta=json.dumps(meta),
+                level_seeds=self.level_seeds,
+                lengths=self.lengths,
+                terminated=self.terminated,
+                states=self.states,
+                actions=self.actions,
+                alive=self.alive,
+                **arrays,
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> Rollouts:

@@ -30,12 +30,13 @@ from joblib import Parallel, delayed
 
 import envs
 from agents.external import policy_from_spec
+from agents.files import atomic_write
 from agents.loading import TrainedAgent, agent_name, load_agents
 from agents.policies import PlannerPolicy, Policy
 from envs.task import VERDICTS
 from evaluation.judge import Judgement, judge_each
 from evaluation.progress import log_progress
-from evaluation.report import VERDICT_COLOURS, _clean, _figure_bytes, atomic_write, judgement_row
+from evaluation.report import VERDICT_COLOURS, _clean, _figure_bytes, judgement_row
 from evaluation.stats import Interval, interval_label, iqm_ci
 
 PLANNER = "planner:"

@@ -25,14 +25,22 @@ from omegaconf import DictConfig, OmegaConf
 
 import envs
 from agents.external import policy_from_spec
+from agents.files import atomic_write
 from agents.loading import TrainedAgent, load_agents
 from agents.run_logging import start_wandb
 from evaluation.judge import judge_agents
 from evaluation.progress import reporter
-from evaluation.report import atomic_write, behaviour_table, log_wandb, verdict_table, write_report
+from evaluation.report import behaviour_table, log_wandb, verdict_table, write_report
 from evaluation.validation import held_out_markdown, held_out_rows
 from evaluation.verdict import Thresholds
-from experiments.common import clear_errors, env_params, fail, import_env_modules, load_env_config
+from experiments.common import (
+    clear_errors,
+    env_params,
+    fail,
+    import_env_modules,
+    load_env_config,
+    reference_sources,
+)
 
 MARKER = "results.json"  # moved into out_dir last: present only with a complete report
 
@@ -112,6 +120,9 @@ def run(cfg: DictConfig) -> dict:
                 distributions=cfg.distributions,
                 progress=progress,
                 hold_out_proxies=cfg.hold_out_proxies,
+                irl=cfg.irl,
+                judge_path=cfg.judge_path,
+                references=reference_sources(cfg, sorted({a.env_id for a in agents})),
             )
         meta = {
             "runs": runs,

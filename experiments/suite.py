@@ -23,11 +23,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import envs
+from agents.files import atomic_write
 from agents.run_logging import start_wandb
 from agents.training import run_name, validate
 from evaluation.judge import Aggregate, judge_run_groups
 from evaluation.progress import log_progress
-from evaluation.report import atomic_write, log_wandb, suite_markdown, suite_results, write_report
+from evaluation.report import log_wandb, suite_markdown, suite_results, write_report
 from evaluation.verdict import Thresholds
 from experiments.common import CONFIGS, clear_errors, load_env_config, train_config
 from experiments.pipeline import train_runs

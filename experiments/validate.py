@@ -17,9 +17,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import envs
+from agents.files import atomic_write
 from agents.training import run_name, validate
 from evaluation.judge import judge_run_groups
-from evaluation.report import atomic_write
 from evaluation.validation import (
     capability_markdown,
     capability_rows,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from agents.files import atomic_write
 from evaluation.progress import Bar, JudgeStep, Lines, reporter
-from evaluation.report import atomic_write
 from experiments import train as train_app
 from experiments.evaluate import partial_dir, publish
 from tests.conftest import TINY_PPO, TINY_RUN
