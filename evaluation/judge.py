@@ -635,17 +635,23 @@ def judge_agents(
     distributions: Sequence[str] | None = None,
     progress: Progress | None = log_progress,
     hold_out_proxies: bool = False,
+    irl: bool = True,
+    judge_path: str = "auto",
+    references: SampledReferences | None = None,
 ):
     """Judgements of every agent on every shifted distribution, and their aggregates across seeds.
 
     With ``hold_out_proxies`` each agent is also judged once per declared proxy, that proxy withheld from
     the candidates (:func:`judge_each`): does the judge find the goal without being told it?
+    ``irl``, ``judge_path``, ``references``: as in :func:`judge`.
     """
     bank = LevelBank()
+    sampled_bank = SampledBank(references or SampledReferences())
     args = (agents, n_episodes, thresholds, out_dir, distributions)
-    judgements = judge_each(*args, progress=progress, bank=bank)
+    options = dict(progress=progress, bank=bank, irl=irl, judge_path=judge_path, sampled_bank=sampled_bank)
+    judgements = judge_each(*args, **options)
     if hold_out_proxies:
-        judgements += judge_each(*args, progress=progress, bank=bank, hold_out_proxies=True)
+        judgements += judge_each(*args, **options, hold_out_proxies=True)
     return judgements, aggregate(judgements)
 
 
@@ -659,14 +665,20 @@ def judge_each(
     hold_out_proxies: bool = False,
     irl: bool = True,
     bank: LevelBank | None = None,
+    judge_path: str = "auto",
+    references: SampledReferences | None = None,
+    sampled_bank: SampledBank | None = None,
 ) -> list:
     """Per-seed judgements of every agent on every shifted distribution (levels shared via one bank).
 
     With ``hold_out_proxies`` each agent is judged once per declared proxy,
     that proxy withheld from the candidates (named ``<agent> held out <proxy>``).
-    ``irl``: as in :func:`judge`. ``bank``: the level bank to share (a new one by default).
+    ``irl``, ``judge_path``, ``references``: as in :func:`judge`. ``bank`` and
+    ``sampled_bank``: the level banks of each path to share (new ones by default).
     """
     bank = LevelBank() if bank is None else bank
+    if sampled_bank is None:
+        sampled_bank = SampledBank(references or SampledReferences())
     judgements = []
     for agent in agents:
         held = [(p,) for p in envs.task(agent.env_id).proxy_rewards] if hold_out_proxies else [()]
@@ -684,6 +696,8 @@ def judge_each(
                 progress=progress,
                 held_out=held_out,
                 irl=irl,
+                judge_path=judge_path,
+                sampled_bank=sampled_bank,
             )
     return judgements
 

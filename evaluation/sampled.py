@@ -109,7 +109,7 @@ class ReferenceTrainer:
 
     runs_dir: Path
     agent: object  # agents.training.AgentConfig
-    total_timesteps: int
+    total_timesteps: int | Mapping[str, int]  # one budget, or one per env id
     seed: int = 1
     torch_threads: int = 1
     log: Callable[[str], None] = _log
@@ -123,11 +123,18 @@ class ReferenceTrainer:
             env_params=dict(train_params),
             agent=self.agent,
             seed=self.seed,
-            total_timesteps=int(self.total_timesteps),
+            total_timesteps=self.budget(env_id),
             reward=reward,
             distributions=[distribution],
             torch_threads=self.torch_threads,
         )
+
+    def budget(self, env_id: str) -> int:
+        if isinstance(self.total_timesteps, Mapping):
+            if env_id not in self.total_timesteps:
+                raise ValueError(f"no reference training budget for {env_id}; budgets: {dict(self.total_timesteps)}")
+            return int(self.total_timesteps[env_id])
+        return int(self.total_timesteps)
 
     def run_dir(self, env_id: str, train_params: dict, reward: str, distribution: str) -> Path:
         from agents.training import run_name

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -16,7 +17,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import envs
+from agents.external import policy_from_spec
 from agents.training import AgentConfig, TrainConfig
+from evaluation.sampled import ReferenceTrainer, SampledReferences
 
 ENV_META_KEYS = ("name", "id", "tag", "total_timesteps", "module")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -181,3 +184,62 @@ def clear_errors():
         yield
     except (ValueError, FileNotFoundError) as err:
         fail(str(err), 2)
+
+
+def env_config_of(env_id: str) -> DictConfig | None:
+    """The env config (``env/<name>.yaml`` in any config folder) whose ``id`` is ``env_id``, if one is."""
+    for d in config_dirs():
+        for path in sorted((d / "env").glob("*.yaml")):
+            raw = OmegaConf.load(path)
+            if raw.get("id") == env_id:
+                return load_env_config(path.stem)
+    return None
+
+
+def reference_sources(cfg: DictConfig, env_ids: Sequence[str]) -> SampledReferences:
+    """The sampled path's reference policies from ``cfg.references`` (see configs/evaluate.yaml).
+
+    Given specs (``reward`` or ``reward@distribution`` -> policy spec) come
+    first; the others are trained once by the suite's trainer with
+    ``references.agent`` for the env config's ``total_timesteps`` (or
+    ``references.total_timesteps``) and cached under ``references.runs_dir``.
+    """
+    ref = cfg.get("references") or {}
+    given = {
+        str(key): policy_from_spec(str(spec), name=f"reference[{key}]")
+        for key, spec in (ref.get("policies") or {}).items()
+    }
+    if not ref.get("train", True):
+        return SampledReferences(given)
+    budgets = {}
+    for env_id in env_ids:
+        if ref.get("total_timesteps") is not None:
+            budgets[env_id] = int(ref.total_timesteps)
+            continue
+        env_cfg = env_config_of(env_id)
+        if env_cfg is None or env_cfg.get("total_timesteps") is None:
+            raise ValueError(
+                f"{env_id}: no env config gives its total_timesteps; set references.total_timesteps "
+                "(the sampled path's reference training budget) or references.train=false"
+            )
+        budgets[env_id] = int(env_cfg.total_timesteps)
+    agent_name = ref.get("agent", "ppo")
+    path = next(
+        (
+            d / "agent" / f"{agent_name}.yaml"
+            for d in config_dirs()
+            if (d / "agent" / f"{agent_name}.yaml").is_file()
+        ),
+        None,
+    )
+    if path is None:
+        raise ValueError(f"references.agent={agent_name!r}: no configs/agent/{agent_name}.yaml")
+    agent = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    agent.pop("name", None)
+    trainer = ReferenceTrainer(
+        Path(ref.get("runs_dir", "runs")),
+        AgentConfig(**agent),
+        budgets,
+        seed=int(ref.get("seed", 1)),
+    )
+    return SampledReferences(given, trainer)
