@@ -94,6 +94,28 @@ def choose_path(task, params_by_distribution: Mapping[str, dict], requested: str
     )
 
 
+def check_judgeable(
+    env_id: str, train_params: dict, judge_path: str, references: SampledReferences
+) -> PathChoice:
+    """The path an agent of this env will be judged on, or the reason it cannot be, before any training.
+
+    ``judge_path=exact`` on an env without an exact model, and a sampled path
+    with neither a trainer nor a given reference for every declared reward
+    and distribution, stop here with what is missing.
+    """
+    import envs
+
+    task = envs.task(env_id)
+    shared = task.shared_params(dict(train_params))
+    params = {d: dict(train_params) if d == "train" else shared for d in task.distributions}
+    path = choose_path(task, params, judge_path)
+    if path.path == "sampled" and references.trainer is None:
+        for d in params:
+            for reward in task.reward_names:
+                references.policy(env_id, train_params, reward, d)
+    return path
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -132,7 +154,9 @@ class ReferenceTrainer:
     def budget(self, env_id: str) -> int:
         if isinstance(self.total_timesteps, Mapping):
             if env_id not in self.total_timesteps:
-                raise ValueError(f"no reference training budget for {env_id}; budgets: {dict(self.total_timesteps)}")
+                raise ValueError(
+                    f"no reference training budget for {env_id}; budgets: {dict(self.total_timesteps)}"
+                )
             return int(self.total_timesteps[env_id])
         return int(self.total_timesteps)
 

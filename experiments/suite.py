@@ -29,8 +29,9 @@ from agents.training import run_name, validate
 from evaluation.judge import Aggregate, judge_run_groups
 from evaluation.progress import log_progress
 from evaluation.report import log_wandb, suite_markdown, suite_results, write_report
+from evaluation.sampled import check_judgeable
 from evaluation.verdict import Thresholds
-from experiments.common import CONFIGS, clear_errors, load_env_config, train_config
+from experiments.common import CONFIGS, clear_errors, load_env_config, reference_sources, train_config
 from experiments.pipeline import train_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,6 +126,9 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
     env_cfgs = {name: load_env_config(name) for name in names}
     overrides = expectations(cfg.get("expect"), env_cfgs)
     jobs, groups = env_seed_jobs(cfg, env_cfgs)
+    references = reference_sources(cfg, [env_cfg.id for env_cfg in env_cfgs.values()])
+    for config in {c.env_id: c for c, _ in jobs}.values():  # refuse before any training
+        check_judgeable(config.env_id, config.env_params, cfg.judge_path, references)
     total = sum(config.total_timesteps for config, _ in jobs)
     print(
         f"training {len(jobs)} runs ({total} steps in all, {cfg.n_jobs} at a time; finished runs are reused)",
@@ -141,6 +145,9 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
         thresholds=thresholds,
         out_dir=out_dir,
         progress=log_progress,
+        irl=cfg.irl,
+        judge_path=cfg.judge_path,
+        references=references,
     )
     aggregates = apply_expectations(aggregates, overrides)
     meta = {"config": OmegaConf.to_container(cfg, resolve=True), "configs": str(CONFIGS)}
