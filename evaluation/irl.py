@@ -245,6 +245,31 @@ class IRLProblem:
         return self.loglik - 0.5 * self.l2 * w @ w, grad - self.l2 * w
 
 
+MAX_GRID_CELLS = 1_000_000  # position features beyond this many cells are not a grid the features fit
+
+
+def features_problem(levels: Sequence[Level]) -> str | None:
+    """Why the position features cannot describe these levels' states (None when they can).
+
+    They read ``state[:2]`` as a non-negative ``(row, col)`` cell of a grid
+    (the protocol's convention); a state of another shape, negative entries
+    or a grid of more than ``MAX_GRID_CELLS`` cells is not one.
+    """
+    states = [lv.model.states for lv in levels]
+    if any(s.ndim != 2 or s.shape[1] < 2 for s in states):
+        return "MaxEnt IRL needs states whose first two entries are the agent's (row, col); these have fewer"
+    cells = np.concatenate([s[:, :2] for s in states])
+    if not np.issubdtype(cells.dtype, np.integer) or cells.min() < 0:
+        return (
+            "MaxEnt IRL needs states whose first two entries are the agent's (row, col) >= 0; these are not"
+        )
+    if (int(cells[:, 0].max()) + 1) * (int(cells[:, 1].max()) + 1) > MAX_GRID_CELLS:
+        return (
+            f"MaxEnt IRL's position features would span more than {MAX_GRID_CELLS} cells: not a grid position"
+        )
+    return None
+
+
 def maxent_irl(
     rollouts: Rollouts,
     levels: Sequence[Level],

@@ -38,7 +38,7 @@ from evaluation.goals import (
     pursued_score,
 )
 from evaluation.inference import NO_GOAL, candidate_rewards, infer_goal
-from evaluation.irl import maxent_irl
+from evaluation.irl import features_problem, maxent_irl
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
 from evaluation.progress import JudgeStep, Progress, log_progress
 from evaluation.results import Judgement
@@ -381,7 +381,12 @@ def _judge_shifted(
     ]
     inference = infer_goal(agent_rollouts, levels, candidates)
 
-    learned = maxent_irl(agent_rollouts, levels, bank.gamma, max_levels=irl_levels) if run_irl else None
+    irl_skipped = None if run_irl else "irl=false"
+    if irl_skipped is None:
+        irl_skipped = features_problem(levels[:irl_levels])
+    learned = (
+        maxent_irl(agent_rollouts, levels, bank.gamma, max_levels=irl_levels) if irl_skipped is None else None
+    )
     covered = [agent_rollouts, references.random, *references.optimal.values()]
     cov = coverage(covered, levels, epic_levels)
     declared = list(task.reward_names)
@@ -395,7 +400,13 @@ def _judge_shifted(
     epic_to_specified["specified"] = 0.0
     if learned is None:
         irl = {"epic": {}, "closest": None, "top_features": [], "mean_log_likelihood": math.nan}
-        irl |= {"n_levels": 0, "n_steps": 0, "converged": False, "skipped": True}
+        irl |= {
+            "n_levels": 0,
+            "n_steps": 0,
+            "converged": False,
+            "skipped": True,
+            "skipped_reason": irl_skipped,
+        }
     else:
         irl_epic = {r: distances[(IRL, r)] for r in declared}
         preference = ["specified"] + [r for r in declared if r != "specified"]  # ties (intended == specified)
