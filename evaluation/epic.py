@@ -18,6 +18,10 @@ including each episode's final state); the transitions are every action from
 every covered state through the exact model, uniform; levels weigh equally.
 Taking the optimal references' rollouts into the coverage puts every declared
 reward's goal in it, so no declared reward is constant on the coverage.
+
+Library goals (:mod:`evaluation.goals`) enter as reward sources built from
+their model tables (:func:`goal_reward_source`), on a coverage cut where a
+``reach`` goal is reached (:func:`goal_stop_tables`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evaluation.goal_names import GoalName
+from evaluation.goals import goal_table
 from evaluation.levels import Level
 from evaluation.rollouts import Rollouts
 
@@ -214,3 +220,40 @@ def epic_distances(
     if unknown:
         raise ValueError(f"unknown reward name {unknown[0]!r}; known: {names}")
     return {(a, b): pearson_distance(pooled[a], pooled[b], w) for a, b in pairs}
+
+
+# ------------------------------------------------------------------ library goals
+
+
+def goal_stop_tables(goal_name: str, levels: Sequence[Level], max_levels: int | None = None):
+    """Where EPIC's coverage of the library goal ``kind:target`` ends (:func:`coverage`'s ``stop_tables``),
+    or None to keep every step.
+
+    A ``reach`` goal is over once reached (:func:`evaluation.goals.goal_ends`):
+    each episode is cut after it first enters the place, so what an agent does
+    there afterwards (idling in and out of a corner) does not count against a
+    declared reward paid on the first visit only. ``stay`` and ``set`` goals
+    keep every step.
+    """
+    goal = GoalName.parse(goal_name)
+    if goal.kind != "reach":
+        return None
+    n_levels = len(levels) if max_levels is None else min(len(levels), max_levels)
+    return [goal_table(goal, lv) for lv in levels[:n_levels]]
+
+
+def goal_reward_source(goal_name: str):
+    """A reward source for :func:`epic_distances`: the library goal ``kind:target``.
+
+    Built from the goal's model table (:func:`table_matrices`): compare it
+    with declared rewards built the same way (:func:`model_reward_matrices`).
+    A flag goal and a task's own ``transition_rewards`` disagree on pairs no
+    step produces (a flag set far from the object), and EPIC's
+    canonicalisation weighs every pair.
+    """
+    goal = GoalName.parse(goal_name)
+
+    def source(cov: LevelCoverage) -> dict[str, np.ndarray]:
+        return table_matrices(cov, {goal_name: goal_table(goal, cov.level)})
+
+    return source

@@ -13,19 +13,10 @@ import numpy as np
 import pytest
 
 from agents.policies import PlannerPolicy, Policy, UniformRandomPolicy
-from evaluation.epic import LevelCoverage
-from evaluation.goals import (
-    FoundGoal,
-    Goal,
-    declared_log_likelihoods,
-    find_goal,
-    flag_groups,
-    goal_reward_source,
-    goal_rewards,
-    goal_table,
-    library,
-)
-from evaluation.inference import NO_GOAL, CandidateInference
+from evaluation.epic import LevelCoverage, goal_reward_source
+from evaluation.goal_names import GoalName
+from evaluation.goals import Goal, flag_groups, goal_rewards, goal_table, library
+from evaluation.inference import NO_GOAL, CandidateInference, FoundGoal, declared_log_likelihoods, find_goal
 from evaluation.judge import judge
 from evaluation.levels import LevelBank, distribution_level_seeds
 from evaluation.rollouts import rollout
@@ -62,6 +53,40 @@ def test_goal_names_and_words():
     ]
     for goal, name, words in cases:
         assert (goal.name, goal.words) == (name, words)
+        assert GoalName.parse(name) == goal and str(goal) == name  # one parser, the same string back
+
+
+def test_goal_names_parse_into_their_parts():
+    """Every module reads a name through GoalName: what kind of place, which channels, a pair's parts."""
+    pair = GoalName.parse("stay:channel=lava/coin")
+    assert (pair.target_kind, pair.channels, pair.is_pair) == ("channel", ("lava", "coin"), True)
+    assert [str(p) for p in pair.parts] == ["stay:channel=lava", "stay:channel=coin"]
+    assert GoalName.parse("reach:channel=coin").parts == ()
+    assert GoalName.parse("reach:cell_3_11").cell == (3, 11)
+    assert GoalName.parse("reach:object=partner").place == "partner"
+    assert GoalName.parse("reach:top_right_corner").place == "top_right"
+    assert GoalName.parse("reach:left_border").target_kind == "border"
+    assert GoalName.parse("set:key#_collected").target_kind == "flag"
+    assert str(GoalName.parse("reach:channel=coin").with_target("cell_1_2")) == "reach:cell_1_2"
+    for bad in ("reach", ":coin", "reach:"):
+        with pytest.raises(ValueError, match="kind:target"):
+            GoalName.parse(bad)
+
+
+def test_moved_names_are_still_importable_from_goals():
+    """Scoring, model selection and EPIC pieces live in their modules; evaluation.goals still names them."""
+    from evaluation import epic, goal_names, goals, inference, scores
+
+    for module, names in (
+        (scores, ("goal_scores", "goal_score", "pursued_score")),
+        (inference, ("GoalFit", "FoundGoal", "find_goal", "declared_log_likelihoods", "PAIR_MIN_GAIN")),
+        (epic, ("goal_stop_tables", "goal_reward_source")),
+    ):
+        for name in names:
+            assert getattr(goals, name) is getattr(module, name)
+    assert goals._alias_words is goal_names.alias_words
+    with pytest.raises(AttributeError):
+        goals.not_a_name  # noqa: B018
 
 
 def test_flag_groups_merge_flags_that_differ_in_digits_only():
@@ -199,7 +224,7 @@ def test_library_proposes_cells_where_episodes_end():
 def test_a_pair_of_channels_is_pursued_only_as_far_as_each_of_its_parts():
     """The coin-seeking planner reaches "lava or coin" on every level (through the coin) but never lava:
     as a goal pursued in training, the pair scores what its weaker part scores."""
-    from evaluation.goals import goal_score, pursued_score
+    from evaluation.scores import goal_score, pursued_score
 
     played, levels = planner_rollouts(COINRUN, "intended", n=20)
     pair = goal_score("reach:channel=lava/coin", played, levels)
