@@ -3,6 +3,9 @@
 ``import envs`` registers every environment of :data:`ENVIRONMENTS` under the
 ``GMSuite/`` namespace, with a single-env entry point (``gymnasium.make``) and
 a batched one (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``).
+The tasks of :data:`TASK_MODULES` (the Minigrid ones: minigrid is an optional
+extra) are registered the same two ways, and their module is imported the
+first time one of them is made or asked for (:mod:`envs.registry`).
 
 Environments from users' own packages are found three ways, all without
 editing this repo: an entry point in the group ``gmsuite.envs`` (loaded on
@@ -10,7 +13,9 @@ editing this repo: an entry point in the group ``gmsuite.envs`` (loaded on
 modules listed in the environment variable ``GMSUITE_ENV_MODULES``
 (comma-separated; the apps set it, so worker processes and Slurm jobs import
 them too). Each such module registers its envs when imported
-(:func:`register` or :func:`envs.task.register_task`).
+(:func:`register` or :func:`register_task`); a package may instead name the
+module of an id with :func:`register_task_module`, to be imported when the id
+is first asked for, as the suite does for its Minigrid tasks.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from importlib import metadata
 import gymnasium
 
 from envs.core import GridCore, ShiftEnv, ShiftVectorEnv
-from envs.task import TASKS, VERDICTS, ExactAccess, LevelBatch, Task, register_task, task
+from envs.registry import TASKS, register_gym_id_package, register_task, register_task_module, task
+from envs.task import VERDICTS, ExactAccess, LevelBatch, Task
 
 # id -> (module, single-env class, vector-env class); one row per environment.
 ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
@@ -33,9 +39,17 @@ ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
     "GMSuite/LavaShift-v0": ("envs.lavashift", "LavaShift", "LavaShiftVector"),
     "GMSuite/GoalShift-v0": ("envs.goalshift", "GoalShift", "GoalShiftVector"),
     "GMSuite/KeysChests-v0": ("envs.keyschests", "KeysChests", "KeysChestsVector"),
+    "GMSuite/KeysChestsMany-v0": ("envs.keyschests", "KeysChestsMany", "KeysChestsManyVector"),
     "GMSuite/FollowPartner-v0": ("envs.followpartner", "FollowPartner", "FollowPartnerVector"),
     "GMSuite/MonsterShields-v0": ("envs.monstershields", "MonsterShields", "MonsterShieldsVector"),
     "GMSuite/ColourShape-v0": ("envs.colourshape", "ColourShape", "ColourShapeVector"),
+}
+
+
+# id -> module that registers the task when imported (imported on first use: it needs an extra).
+TASK_MODULES: dict[str, str] = {
+    "GMSuite/MiniGrid-DistShift-v0": "envs.minigrid_tasks",
+    "GMSuite/MiniGrid-LavaGap-v0": "envs.minigrid_tasks",
 }
 
 
@@ -59,6 +73,9 @@ def core_class(env_id: str) -> Task:
 
 for _env_id, _row in list(ENVIRONMENTS.items()):
     register(_env_id, *_row)
+for _env_id, _module in TASK_MODULES.items():
+    register_task_module(_env_id, _module)
+register_gym_id_package("minigrid")  # its MiniGrid-* ids are named as plain envs, not as unknown
 
 ENV_MODULES_VARIABLE = "GMSUITE_ENV_MODULES"
 
@@ -94,10 +111,12 @@ __all__ = [
     "LevelBatch",
     "ShiftEnv",
     "ShiftVectorEnv",
+    "TASK_MODULES",
     "Task",
     "core_class",
     "import_env_module",
     "register",
     "register_task",
+    "register_task_module",
     "task",
 ]

@@ -22,12 +22,14 @@ Three layers of access, each optional beyond the first:
   generic fallbacks (see :mod:`evaluation.epic` and :mod:`evaluation.irl`).
 
 Policies never see any of this: they get observations (``act(obs)``).
+
+Finding a task by its env id is :mod:`envs.registry`'s job; this module names
+no implementation.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import sys
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -125,28 +127,6 @@ def require_exact(batch) -> None:
         raise ValueError(problem)
 
 
-LAZY_PREFIX = "GMSuite/MiniGrid-"  # the suite's Minigrid tasks, imported on first use (minigrid is an extra)
-
-# Tasks that are not GridCore classes (Gymnasium adapters, users' own), by env id.
-TASKS: dict[str, Task] = {}
-
-
-def register_task(task: Task, *, replace: bool = False) -> Task:
-    """Make ``task`` known to every app under ``task.env_id`` (``envs.task(env_id)`` finds it)."""
-    missing = [
-        name
-        for name in ("env_id", "distributions", "reward_names", "resolve_params", "shared_params")
-        if not hasattr(task, name)
-    ]
-    if missing or not callable(task):
-        raise ValueError(f"{task!r} is not a task: it lacks {missing or ['__call__']} (envs.task.Task)")
-    check_declarations(task)
-    if task.env_id in TASKS and not replace:
-        return TASKS[task.env_id]
-    TASKS[task.env_id] = task
-    return task
-
-
 def check_declarations(task) -> None:
     """The declarations every task must make, each named when missing."""
     names = tuple(task.reward_names)
@@ -178,30 +158,17 @@ def check_declarations(task) -> None:
             )
 
 
-def task(env_id: str) -> Task:
-    """The task behind an env id: a registered adapter, or the core of a ``GMSuite`` env.
+# Registry names that code written against this module imports from it.
+_REGISTRY_NAMES = ("TASKS", "register_task", "task")
 
-    A Gymnasium env that declares no distributions and rewards is not a task;
-    the message says what to add.
+
+def __getattr__(name: str):
+    """``TASKS``, ``register_task`` and ``task`` of :mod:`envs.registry`, looked up when asked for.
+
+    Not imported: the protocol must not depend on the registry (which depends on
+    it). Importing this module imports the ``envs`` package first, which loads
+    the registry, so it is there whenever one of these names is asked for.
     """
-    if env_id in TASKS:
-        return TASKS[env_id]
-    if env_id.startswith(LAZY_PREFIX) and importlib.util.find_spec("minigrid") is not None:
-        importlib.import_module("envs.minigrid_tasks")  # registers the suite's Minigrid tasks
-        if env_id in TASKS:
-            return TASKS[env_id]
-    if env_id.startswith("MiniGrid-") and importlib.util.find_spec("minigrid") is not None:
-        importlib.import_module("minigrid")  # registers the MiniGrid-* ids
-    if env_id not in gymnasium.registry:
-        known = sorted(set(TASKS) | {k for k in gymnasium.registry if k.startswith("GMSuite/")})
-        raise ValueError(f"unknown environment {env_id!r}; registered tasks: {known}")
-    entry = gymnasium.registry[env_id].entry_point
-    env_cls = gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-    core = getattr(env_cls, "core_cls", None)
-    if core is not None:
-        return core
-    raise ValueError(
-        f"{env_id} is a Gymnasium env but not a shift task: it declares no distributions and no "
-        "rewards (intended, specified, proxies). Wrap it with envs.gym_adapter.GymTask(env_id, "
-        "distributions={'train': {...}, 'test': {...}}, rewards={...}) and envs.register_task(...)"
-    )
+    if name in _REGISTRY_NAMES:
+        return getattr(sys.modules["envs.registry"], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
