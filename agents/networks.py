@@ -1,23 +1,26 @@
-"""Policy networks for small symbolic grids.
+"""Policy networks: a small CNN for symbolic grids, SB3's MLP for anything flat.
 
-SB3's NatureCNN needs images of at least 36x36; our observations are one-hot
-planes of about 7x13 to 25x25 cells. Two 3x3 convolutions with padding keep
-every cell and see its neighbours, then one dense layer; a stride of 2 in the
-last convolution keeps the cost of the larger egocentric view near that of
-the plain one.
+SB3's NatureCNN needs images of at least 36x36; grid observations here are
+one-hot planes of a few to a few dozen cells a side. :class:`GridCNN` runs
+3x3 convolutions with padding, which keep every cell and see its neighbours,
+then one dense layer; a stride of 2 in the last convolution keeps the cost of
+the larger egocentric view near that of the plain one.
 
 With no convolutions (``channels=()``) the network is one dense layer on the
-flattened view: on these small one-hot views it learns CoinRun in about a
-third of the wall time of the two convolutions, because it spends ~13x less
-arithmetic per sample for about the same number of samples
-(``benchmarks/train_speed.py``); the convolutions stay available.
+flattened view: on small one-hot views a dense layer already sees every cell,
+so it needs far less arithmetic per sample than convolutions for a similar
+number of samples (the default learner; the README compares the two).
 
 ``egocentric=True`` first re-centres each observation on the agent (a
 ``(2H-1) x (2W-1)`` window, zeros outside the level), so "the coin is two
 cells to my right" is the same input wherever the agent stands. The network
-then learns to head for a goal anywhere from far fewer samples, while a goal
+then learns to head for a goal anywhere from fewer samples, while a goal
 tied to the level frame (the right end, the top-right corner) stays
 learnable from the walls.
+
+Only a ``(C, H, W)`` observation is a grid (:func:`is_grid`). Any other Box
+(a point mass's ``(x, v)``, a flat feature vector) has no cells to convolve
+or to centre on the agent, so training gives it SB3's ``MlpPolicy`` instead.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ import gymnasium as gym
 import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+
+
+def is_grid(space: gym.Space) -> bool:
+    """A ``(C, H, W)`` Box: what :class:`GridCNN` and the egocentric view take."""
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 3
 
 
 def egocentric_view(obs: torch.Tensor, agent_channel: int) -> torch.Tensor:
@@ -42,6 +50,8 @@ def egocentric_view(obs: torch.Tensor, agent_channel: int) -> torch.Tensor:
 
 
 class GridCNN(BaseFeaturesExtractor):
+    """Features of a ``(C, H, W)`` grid: optional egocentric view, 3x3 convolutions, one dense layer."""
+
     def __init__(
         self,
         observation_space: gym.spaces.Box,

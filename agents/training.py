@@ -1,47 +1,40 @@
-"""Train an SB3 agent on a shift environment, resumably, into one run folder.
+"""The training loop: an SB3 agent on a shift environment, resumably, into one run folder.
 
 ``train(config, run_dir)`` is the whole path: validate everything first (bad
 input stops before any work), take the run folder's lock (one writer per
-run), refuse a folder holding another config before writing anything, resume
-from the folder's latest checkpoint if there is one, learn with periodic
-shift evaluation and checkpoints, then save the final policy, a final
-checkpoint (from which a longer budget continues) and metrics. Evaluation and
-videos are injected as functions so this layer does not depend on the judge.
+run), refuse a folder holding another config, build the env batch and the
+model and load the checkpoint to resume from, and only then write into the
+folder (so a refused start leaves none); learn with periodic shift
+evaluation and checkpoints, then save the final policy, a final checkpoint
+(from which a longer budget continues) and metrics. Evaluation and videos are
+injected as functions so this layer does not depend on the judge; an env that
+cannot render gets no video, said in one line of ``train.log``.
 
-A run's identity is its config: :func:`run_name` is a readable tag plus a
-digest of the whole training config but the seed, with numbers compared by
-value (``0`` and ``0.0`` are one run), so a different budget or
-hyper-parameter is a different run folder.
+The other jobs live beside it, and every public name of theirs is importable
+from here too: the config, its checks and run names in
+:mod:`agents.train_config`; run folders, their lock and where a run starts in
+:mod:`agents.run_folder`; what reproducing a run needs in
+:mod:`agents.provenance`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import inspect
+import atexit
 import json
-import numbers
+import logging
 import os
-import platform
 import shutil
 import signal
-import socket
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
-from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import HumanOutputFormat, Logger
 
@@ -49,232 +42,90 @@ import envs
 from agents.callbacks import Checkpointing, EpisodeRewardStats, PeriodicEvaluation, ProgressLog, StopRequest
 from agents.checkpoints import (
     CheckpointError,
-    latest_checkpoint,
     load_training_checkpoint,
     read_policy,
     save_policy,
     write_json_atomic,
-    writing,
 )
-from agents.networks import GridCNN
+from agents.networks import GridCNN, is_grid
+from agents.provenance import PACKAGES, run_info, save_provenance
+from agents.run_folder import (
+    LOCK_FILE,
+    RESULT_NAMES,
+    RUN_CONFIG,
+    RunBusyError,
+    RunStart,
+    finished_metrics,
+    prepare_run,
+    resolve_checkpoint,
+    run_lock,
+)
 from agents.run_logging import JsonlWriter, WandbWriter, jsonl_to_csv, truncate_jsonl
+from agents.train_config import (
+    ALGORITHMS,
+    FREE_KEYS,
+    HYPERPARAM_RULES,
+    LATER_DEFAULTS,
+    RESERVED_ARGS,
+    AgentConfig,
+    TrainConfig,
+    canonical,
+    canonical_json,
+    config_digest,
+    observation_space,
+    run_name,
+    validate,
+    validate_agent,
+    validate_learner,
+)
 from agents.vec_env import MixtureVectorEnv, ShiftSB3VecEnv
 from envs.core import ShiftVectorEnv
 
-ALGORITHMS = {"ppo": PPO, "a2c": A2C}
-PACKAGES = ("numpy", "torch", "gymnasium", "stable-baselines3", "hydra-core", "wandb")
+__all__ = [
+    # the training loop (this module)
+    "TrainingInterrupted",
+    "build_model",
+    "load_trained_policy",
+    "make_training_env",
+    "policy_meta",
+    "quiet_render_backends",
+    "train",
+    # agents.train_config
+    "ALGORITHMS",
+    "FREE_KEYS",
+    "HYPERPARAM_RULES",
+    "LATER_DEFAULTS",
+    "RESERVED_ARGS",
+    "AgentConfig",
+    "TrainConfig",
+    "canonical",
+    "canonical_json",
+    "config_digest",
+    "observation_space",
+    "run_name",
+    "validate",
+    "validate_agent",
+    "validate_learner",
+    # agents.run_folder
+    "LOCK_FILE",
+    "RESULT_NAMES",
+    "RUN_CONFIG",
+    "RunBusyError",
+    "RunStart",
+    "finished_metrics",
+    "prepare_run",
+    "resolve_checkpoint",
+    "run_lock",
+    # agents.provenance
+    "PACKAGES",
+    "run_info",
+]
 
 
-@dataclass
-class AgentConfig:
-    """The learner: an SB3 algorithm, its network and its hyperparameters."""
-
-    algo: str = "ppo"
-    num_envs: int = 32
-    features_dim: int = 128
-    channels: list[int] = field(default_factory=lambda: [16, 32])
-    strides: list[int] | None = None
-    egocentric: bool = False
-    hyperparams: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TrainConfig:
-    """One training run: env and its train-distribution params, learner, budget, seed."""
-
-    env_id: str
-    env_params: dict[str, Any] = field(default_factory=dict)
-    agent: AgentConfig = field(default_factory=AgentConfig)
-    seed: int = 1
-    total_timesteps: int = 200_000
-    reward: str = "specified"
-    distributions: list[str] = field(default_factory=lambda: ["train"])
-    eval_every: int = 50_000
-    eval_episodes: int = 200
-    checkpoint_every: int = 25_000
-    torch_threads: int = 1
-
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        data = dict(data)
-        data["agent"] = AgentConfig(**data.get("agent", {}))
-        return cls(**data)
-
-
-def validate(config: TrainConfig) -> None:
-    """Raise ``ValueError`` naming the first bad value, before any long work."""
-    core_cls = envs.task(config.env_id)
-    core_cls.resolve_params("train", config.env_params)
-    if config.reward not in core_cls.reward_names:
-        raise ValueError(
-            f"{config.env_id}: reward {config.reward!r} is not declared; declared: {list(core_cls.reward_names)}"
-        )
-    distributions = list(config.distributions)
-    if not distributions or distributions[0] != "train" or len(set(distributions)) != len(distributions):
-        raise ValueError(f"distributions must start with 'train' and not repeat, got {distributions!r}")
-    for d in distributions[1:]:
-        if d not in core_cls.distributions:
-            raise ValueError(
-                f"{config.env_id}: unknown distribution {d!r}; known: {list(core_cls.distributions)}"
-            )
-        core_cls.resolve_params(d, core_cls.shared_params(config.env_params))
-    if config.agent.num_envs < len(distributions):
-        raise ValueError(
-            f"agent.num_envs={config.agent.num_envs} is fewer than the {len(distributions)} distributions"
-        )
-    for name in ("total_timesteps", "eval_every", "eval_episodes", "checkpoint_every", "torch_threads"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not isinstance(config.agent.num_envs, int) or config.agent.num_envs <= 0:
-        raise ValueError(f"agent.num_envs must be a positive integer, got {config.agent.num_envs!r}")
-    if not isinstance(config.seed, int) or config.seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {config.seed!r}")
-    validate_agent(config.agent)
-
-
-# Hyper-parameters of the SB3 algorithms, checked before any work: (kind, lower bound, upper bound).
-# "int"/"number" bounds are inclusive; "positive" means > 0; None: no bound.
-HYPERPARAM_RULES: dict[str, tuple] = {
-    "learning_rate": ("number", "positive", None),
-    "n_steps": ("int", 1, None),
-    "batch_size": ("int", 1, None),
-    "n_epochs": ("int", 1, None),
-    "gamma": ("number", 0, 1),
-    "gae_lambda": ("number", 0, 1),
-    "clip_range": ("number", "positive", None),
-    "clip_range_vf": ("number?", "positive", None),
-    "normalize_advantage": ("bool", None, None),
-    "ent_coef": ("number", 0, None),
-    "vf_coef": ("number", 0, None),
-    "max_grad_norm": ("number", "positive", None),
-    "use_sde": ("bool", None, None),
-    "sde_sample_freq": ("int", -1, None),
-    "target_kl": ("number?", "positive", None),
-    "stats_window_size": ("int", 1, None),
-    "rms_prop_eps": ("number", "positive", None),
-    "use_rms_prop": ("bool", None, None),
-}
-# Arguments the suite sets itself (network, env, seed, device) or that a config cannot express.
-RESERVED_ARGS = {
-    "self",
-    "policy",
-    "env",
-    "policy_kwargs",
-    "seed",
-    "verbose",
-    "device",
-    "tensorboard_log",
-    "_init_setup_model",
-    "rollout_buffer_class",
-    "rollout_buffer_kwargs",
-}
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-
-
-def _check_hyperparam(name: str, value) -> str | None:
-    kind, low, high = HYPERPARAM_RULES[name]
-    if kind == "number?" and value is None:
-        return None
-    if kind == "bool":
-        return None if isinstance(value, bool) else "must be true or false"
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            return f"must be an integer >= {low}"
-    elif not _is_number(value):
-        return "must be a number" + (" > 0" if low == "positive" else "")
-    if low == "positive" and not value > 0:
-        return "must be > 0"
-    if isinstance(low, (int, float)) and value < low:
-        return f"must be >= {low}" if high is None else f"must be in [{low}, {high}]"
-    if high is not None and value > high:
-        return f"must be in [{low}, {high}]"
-    return None
-
-
-def validate_agent(agent: AgentConfig) -> None:
-    """Raise ``ValueError`` naming the first bad network setting or hyper-parameter of ``agent``."""
-    if agent.algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {agent.algo!r}; known: {sorted(ALGORITHMS)}")
-    if (
-        isinstance(agent.features_dim, bool)
-        or not isinstance(agent.features_dim, int)
-        or agent.features_dim <= 0
-    ):
-        raise ValueError(f"agent.features_dim must be a positive integer, got {agent.features_dim!r}")
-    for name in ("channels", "strides"):
-        value = getattr(agent, name)
-        if name == "strides" and value is None:
-            continue
-        if not isinstance(value, (list, tuple)) or any(
-            isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value
-        ):
-            raise ValueError(
-                f"agent.{name} must be a list of positive integers (empty: no convolutions), got {value!r}"
-            )
-    if agent.strides is not None and len(agent.strides) != len(agent.channels):
-        raise ValueError(
-            f"agent.strides {list(agent.strides)} must have one entry per layer of agent.channels {list(agent.channels)}"
-        )
-    if not isinstance(agent.egocentric, bool):
-        raise ValueError(f"agent.egocentric must be true or false, got {agent.egocentric!r}")
-    if not isinstance(agent.hyperparams, dict):
-        raise ValueError(f"agent.hyperparams must be a mapping, got {agent.hyperparams!r}")
-    accepted = set(inspect.signature(ALGORITHMS[agent.algo].__init__).parameters) - RESERVED_ARGS
-    for name, value in agent.hyperparams.items():
-        if name in RESERVED_ARGS:
-            raise ValueError(f"agent.hyperparams.{name} is set by the suite and cannot be given")
-        if name not in accepted:
-            raise ValueError(
-                f"agent.hyperparams.{name}={value!r}: {agent.algo} has no such hyper-parameter; "
-                f"known: {sorted(accepted)}"
-            )
-        problem = _check_hyperparam(name, value) if name in HYPERPARAM_RULES else None
-        if problem:
-            raise ValueError(f"agent.hyperparams.{name} {problem}, got {value!r}")
-
-
-def canonical(value):
-    """``value`` with numbers by value: integral floats become ints (``0.0 -> 0``), recursively."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {str(k): canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [canonical(v) for v in value]
-    return value
-
-
-def canonical_json(value) -> str:
-    return json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
-
-
-# Not part of a run's identity: checkpoints are exact, so how often they are taken changes no result.
-FREE_KEYS = ("checkpoint_every",)
-
-
-def config_digest(config: TrainConfig) -> str:
-    """8 hex digits of the training config but the seed and :data:`FREE_KEYS`, numbers by value."""
-    data = config.to_dict()
-    for key in ("seed", *FREE_KEYS):
-        data.pop(key)
-    for key, default in LATER_DEFAULTS.items():  # run names from before the key stay valid
-        if data[key] == default:
-            data.pop(key)
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:8]
-
-
-def run_name(tag: str, config: TrainConfig) -> str:
-    """``<tag>-<digest>-seed<seed>``: runs of one config differ only in the seed."""
-    return f"{tag}-{config_digest(config)}-seed{config.seed}"
+# matplotlib's font manager logs at INFO when it (re)builds its font cache, i.e. on the first plot
+# with a fresh cache (the demo's report); the apps' Hydra logging prints INFO lines, and this one
+# says nothing about the run.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.WARNING)
 
 
 def make_training_env(config: TrainConfig) -> ShiftSB3VecEnv:
@@ -302,6 +153,11 @@ def make_training_env(config: TrainConfig) -> ShiftSB3VecEnv:
 
 
 def build_model(agent: AgentConfig, venv, seed: int, verbose: int = 0):
+    """``agent``'s SB3 model for ``venv``: :class:`GridCNN` features on a ``(C, H, W)`` grid,
+    SB3's ``MlpPolicy`` (its default layers) on any other Box (:func:`agents.networks.is_grid`)."""
+    common = {"seed": seed, "verbose": verbose, "device": "cpu", **agent.hyperparams}
+    if not is_grid(venv.observation_space):
+        return ALGORITHMS[agent.algo]("MlpPolicy", venv, **common)
     policy_kwargs = {
         "features_extractor_class": GridCNN,
         "features_extractor_kwargs": {
@@ -312,15 +168,7 @@ def build_model(agent: AgentConfig, venv, seed: int, verbose: int = 0):
         },
         "normalize_images": False,
     }
-    return ALGORITHMS[agent.algo](
-        "CnnPolicy",
-        venv,
-        policy_kwargs=policy_kwargs,
-        seed=seed,
-        verbose=verbose,
-        device="cpu",
-        **agent.hyperparams,
-    )
+    return ALGORITHMS[agent.algo]("CnnPolicy", venv, policy_kwargs=policy_kwargs, **common)
 
 
 def policy_meta(config: TrainConfig, obs_shape) -> dict:
@@ -385,364 +233,8 @@ def load_trained_policy(path: str | Path):
     return model, meta
 
 
-def run_info(config: TrainConfig) -> dict:
-    """Seed, package versions and git commit: what reproducing this run needs."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            check=True,
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=Path(__file__).parent
-            ).stdout.strip()
-        )
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = None, None
-    return {
-        "seed": config.seed,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": versions,
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "command": " ".join(sys.argv),
-    }
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder, or the latest one of a run folder; fails naming the path."""
-    path = Path(path)
-    if (path / "checkpoints").is_dir():
-        found = latest_checkpoint(path / "checkpoints")
-        if found is not None:
-            return found
-    if (path / "state.pt").is_file():
-        return path
-    raise CheckpointError(f"no checkpoint to resume from at {path}")
-
-
 def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
-
-
-# ------------------------------------------------------------------ one writer per run
-LOCK_FILE = "run.lock"
-_HELD: dict[str, int] = {}  # locks this process holds (re-entrant), by resolved path
-
-
-class RunBusyError(ValueError):
-    """Another live process is training into this run folder."""
-
-
-def _proc_start(pid: int) -> str | None:
-    """The process's start time in clock ticks (tells a live process from a reused pid), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def _alive(holder: dict) -> bool:
-    pid = holder.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError):
-        state = ""
-    if state in ("Z", "X"):
-        return False
-    started = holder.get("proc_start")
-    return not (started and _proc_start(pid) not in (None, started))
-
-
-def _read_holder(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {"pid": None, "host": "?", "started": "?"}
-    return data if isinstance(data, dict) else {"pid": None, "host": "?", "started": "?"}
-
-
-def _slurm_job() -> str | None:
-    """This process's Slurm job (``<array job>_<task>`` for an array task), or None outside Slurm."""
-    env = os.environ
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID")
-
-
-def _slurm_job_gone(job: str) -> bool:
-    """True when Slurm says ``job`` is not running (finished, failed, cancelled, unknown)."""
-    try:
-        out = subprocess.run(
-            ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=20
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False  # cannot ask Slurm: assume it runs
-    if out.returncode != 0:
-        return "invalid job id" in out.stderr.lower()
-    states = out.stdout.split()
-    return not any(
-        state in ("RUNNING", "PENDING", "COMPLETING", "CONFIGURING", "SUSPENDED") for state in states
-    )
-
-
-def _stale(holder: dict, host: str) -> str | None:
-    """Why the lock ``holder`` is stale (its process is gone), or None when it may be alive."""
-    who = f"pid {holder.get('pid')} on {holder.get('host')} (since {holder.get('started')})"
-    if holder.get("host") == host:
-        return None if _alive(holder) else f"{who} is gone"
-    job = holder.get("slurm_job")
-    if job and job == _slurm_job():
-        return f"{who} was this Slurm job ({job}) before it was requeued"
-    if job and _slurm_job_gone(str(job)):
-        return f"{who} was Slurm job {job}, which is no longer running"
-    return None
-
-
-def _create_exclusive(source: Path, path: Path) -> None:
-    """Create ``path`` with ``source``'s content, atomically; ``FileExistsError`` if it exists."""
-    try:
-        os.link(source, path)  # the content is there the moment the name is
-    except FileExistsError:
-        raise
-    except OSError:  # a filesystem without hard links
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(source.read_text())
-
-
-@contextmanager
-def run_lock(run_dir: str | Path, log: Callable[[str], None] | None = None) -> Iterator[Path]:
-    """Hold ``run_dir/run.lock`` (pid, host, start time) while training into ``run_dir``.
-
-    A second process exits at once with :class:`RunBusyError` naming the holder;
-    a lock whose process is gone is taken over, and said so: on the same host
-    by its pid, from another host when it was a Slurm job that is no longer
-    running (or this very job, requeued). Re-entrant within one process.
-    """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_FILE
-    key = str(path.resolve())
-    if key in _HELD:
-        _HELD[key] += 1
-        try:
-            yield path
-        finally:
-            _HELD[key] -= 1
-        return
-    host, pid = socket.gethostname(), os.getpid()
-    me = {
-        "pid": pid,
-        "host": host,
-        "started": datetime.now().isoformat(timespec="seconds"),
-        "proc_start": _proc_start(pid),
-        "slurm_job": _slurm_job(),
-        "command": " ".join(sys.argv),
-    }
-    tmp = run_dir / f".{LOCK_FILE}.{host}.{pid}.tmp"
-    with writing(path, tmp):
-        tmp.write_text(json.dumps(me))
-    try:
-        for _ in range(20):
-            try:
-                _create_exclusive(tmp, path)
-                break
-            except FileExistsError:
-                holder = _read_holder(path)
-                if holder is None:
-                    continue  # released meanwhile
-                reason = _stale(holder, host)
-                if reason:
-                    stale = run_dir / f".{LOCK_FILE}.stale.{pid}"
-                    try:
-                        os.replace(path, stale)
-                    except FileNotFoundError:
-                        continue
-                    if _read_holder(stale) != holder:  # another process took it over first: put it back
-                        try:
-                            os.link(stale, path)
-                        except FileExistsError:
-                            pass
-                        stale.unlink(missing_ok=True)
-                        continue
-                    stale.unlink(missing_ok=True)
-                    message = f"taking over the stale lock of {run_dir}: {reason}"
-                    print(message, file=sys.stderr, flush=True)
-                    if log is not None:
-                        log(message)
-                    continue
-                where = (
-                    f"pid {holder.get('pid')} on host {holder.get('host')} (since {holder.get('started')})"
-                )
-                if holder.get("slurm_job"):
-                    where += f", Slurm job {holder['slurm_job']}"
-                hint = "wait for it to finish or stop it; the same command then resumes"
-                if holder.get("host") != host:
-                    hint += f"; if that process is gone, delete {path}"
-                raise RunBusyError(f"{run_dir} is being trained by {where}; {hint}") from None
-        else:
-            raise RunBusyError(f"{run_dir}: could not take the lock {path}")
-    finally:
-        tmp.unlink(missing_ok=True)
-    _HELD[key] = 1
-    try:
-        yield path
-    finally:
-        del _HELD[key]
-        holder = _read_holder(path)
-        if holder is not None and holder.get("pid") == pid and holder.get("host") == host:
-            path.unlink(missing_ok=True)
-
-
-# ------------------------------------------------------------------ the run folder
-RESULT_NAMES = (
-    "checkpoints",
-    "final",
-    "progress.jsonl",
-    "progress.csv",
-    "eval.jsonl",
-    "eval.csv",
-    "metrics.json",
-    "train_config.json",
-    "run_info.json",
-    "config.yaml",
-    "train.log",
-    "video",
-    "wandb",
-    "wandb_id.txt",
-)
-
-
-@dataclass
-class RunStart:
-    """What a run folder holds for a config: a finished run, or where training starts from."""
-
-    finished: dict | None = None
-    checkpoint: Path | None = None
-    history_from: Path | None = None  # a shorter run whose curves the extended run continues
-
-
-# Keys added to TrainConfig later, with the value a config saved before them meant.
-LATER_DEFAULTS = {"distributions": ["train"]}
-
-
-def _differences(previous: dict, current: dict) -> list[str]:
-    def value(config, key):
-        return config.get(key, LATER_DEFAULTS.get(key))
-
-    return sorted(
-        k
-        for k in set(previous) | set(current)
-        if k not in FREE_KEYS and canonical_json(value(previous, k)) != canonical_json(value(current, k))
-    )
-
-
-def finished_metrics(run_dir: Path) -> dict | None:
-    """The metrics of a run folder whose training is done (final model saved), else None."""
-    metrics_path = run_dir / "metrics.json"
-    if metrics_path.exists() and (run_dir / "final" / "model.pt").exists():
-        try:
-            metrics = json.loads(metrics_path.read_text())
-        except ValueError:
-            return None
-        if metrics.get("status") == "done":
-            return metrics
-    return None
-
-
-def _shorter_runs(run_dir: Path, config: TrainConfig) -> list[tuple[int, Path]]:
-    """Runs beside ``run_dir`` (and itself) of the same config and seed with a smaller budget."""
-    found = []
-    want = config.to_dict()
-    candidates = (
-        {run_dir, *run_dir.parent.glob(f"*-seed{config.seed}")} if run_dir.parent.is_dir() else {run_dir}
-    )
-    for folder in candidates:
-        try:
-            previous = json.loads((folder / "train_config.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if (
-            _differences(previous, want) == ["total_timesteps"]
-            and previous["total_timesteps"] < config.total_timesteps
-        ):
-            try:
-                if latest_checkpoint(folder / "checkpoints") is not None:
-                    found.append((int(previous["total_timesteps"]), folder))
-            except CheckpointError:
-                continue
-    return sorted(found, key=lambda item: item[0])
-
-
-def prepare_run(
-    config: TrainConfig, run_dir: str | Path, fresh: bool = False, extend: bool = False
-) -> RunStart:
-    """Check what ``run_dir`` holds (under its lock); writes nothing but ``fresh``'s deletions.
-
-    Refuses a folder holding another config, naming the changed keys and the
-    way out; returns a finished run's metrics; with ``extend``, a run of the
-    same config and a smaller budget (this folder or a sibling) is continued
-    from its latest (final) checkpoint.
-    """
-    run_dir = Path(run_dir)
-    if fresh:
-        for name in RESULT_NAMES:
-            target = run_dir / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
-    config_path = run_dir / "train_config.json"
-    own = None
-    if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        changed = _differences(previous, config.to_dict())
-        budget_only = changed == ["total_timesteps"] and previous["total_timesteps"] < config.total_timesteps
-        if changed and not (budget_only and extend):
-            way_out = "use another run folder (run_dir=...) or train.fresh=true to delete it and start over"
-            if budget_only:
-                way_out = "train.extend=true continues it to the new budget; or " + way_out
-            raise ValueError(f"{run_dir} holds a run with a different config (changed: {changed}); {way_out}")
-        if not changed:
-            finished = finished_metrics(run_dir)
-            if finished is not None:
-                return RunStart(finished=finished)
-        own = latest_checkpoint(run_dir / "checkpoints")
-        if own is not None:
-            return RunStart(checkpoint=own)
-    if extend:
-        shorter = [item for item in _shorter_runs(run_dir, config) if item[1] != run_dir]
-        if not shorter:
-            raise ValueError(
-                f"train.extend=true: no run of this config (seed {config.seed}) with a smaller budget "
-                f"and a checkpoint in {run_dir} or beside it in {run_dir.parent}"
-            )
-        source = shorter[-1][1]
-        return RunStart(checkpoint=latest_checkpoint(source / "checkpoints"), history_from=source)
-    return RunStart()
 
 
 def train(
@@ -819,26 +311,36 @@ def _train_locked(
     verbose: int,
     handle_signals: bool,
 ) -> dict:
-    config_path, metrics_path = run_dir / "train_config.json", run_dir / "metrics.json"
+    metrics_path = run_dir / "metrics.json"
     progress_path, eval_path = run_dir / "progress.jsonl", run_dir / "eval.jsonl"
+
+    # The start: env, model and checkpoint, before anything is written (a failure here is a refused
+    # start, and run_lock removes a folder it made for it).
+    torch.set_num_threads(config.torch_threads)
+    venv = make_training_env(config)
+    model = build_model(config.agent, venv, config.seed, verbose)
+    meta = policy_meta(config, venv.observation_space.shape)
+    ckpt_meta = None
+    if start.checkpoint is not None:
+        ckpt_meta = load_training_checkpoint(start.checkpoint, model, venv, meta)
+
+    # From here on the folder holds this run.
     if start.history_from is not None and start.checkpoint is not None:
         for name in ("progress.jsonl", "eval.jsonl"):
             if (start.history_from / name).exists():
                 shutil.copyfile(start.history_from / name, run_dir / name)
     metrics_path.unlink(missing_ok=True)  # an extended run is not done any more
-    write_json_atomic(config_path, config.to_dict())
-    write_json_atomic(run_dir / "run_info.json", run_info(config))
-
-    torch.set_num_threads(config.torch_threads)
-    venv = make_training_env(config)
-    model = build_model(config.agent, venv, config.seed, verbose)
-    meta = policy_meta(config, venv.observation_space.shape)
+    save_provenance(run_dir, config)
     checkpoints = run_dir / "checkpoints"
     last_eval = -1
     resumed_from = None
     progress = ProgressLog(run_dir / "train.log", config.total_timesteps, config.reward)
-    if start.checkpoint is not None:
-        ckpt_meta = load_training_checkpoint(start.checkpoint, model, venv, meta)
+    if not is_grid(venv.observation_space):
+        progress.note(
+            f"observation shape {tuple(venv.observation_space.shape)} is not a (C, H, W) grid: "
+            "SB3's MlpPolicy on it (agent.egocentric and agent.features_dim do not apply)"
+        )
+    if ckpt_meta is not None:
         last_eval = ckpt_meta.get("last_eval", -1)
         resumed_from = model.num_timesteps
         truncate_jsonl(progress_path, model.num_timesteps)
@@ -907,7 +409,7 @@ def _train_locked(
     save_policy(run_dir / "final", model, meta)
     video = None
     if record_video is not None:
-        video = str(record_video(model, run_dir / "video"))
+        video = _record_video(record_video, model, run_dir / "video", progress.note)
     jsonl_to_csv(progress_path, run_dir / "progress.csv")
     jsonl_to_csv(eval_path, run_dir / "eval.csv")
     metrics = {
@@ -926,3 +428,44 @@ def _train_locked(
     model.logger.close()
     venv.close()
     return metrics
+
+
+def _record_video(record_video: Callable, model, folder: Path, note: Callable[[str], None]) -> str | None:
+    """The video's path; ``None``, said in one ``train.log`` line, when the env cannot render.
+
+    An env without ``render()``, or whose render raises or gives no image, is
+    still trained and judged: only its video is skipped. A failed write (a
+    full disk) is not a rendering problem and stops the run as any write does.
+    """
+    quiet_render_backends()
+    try:
+        return str(record_video(model, folder))
+    except OSError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever an env's renderer raises
+        try:
+            folder.rmdir()  # only if nothing was written into it
+        except OSError:
+            pass
+        reason = " ".join(str(err).split()) or "no message"
+        note(f"no video: the env cannot render a frame ({type(err).__name__}: {reason})")
+        return None
+
+
+def quiet_render_backends(runtime_dir: bool = True) -> None:
+    """Keep SDL's complaints about a missing desktop session out of a training's output.
+
+    A renderer built on pygame calls ``pygame.init()``, which starts SDL's
+    audio and display back-ends: without a desktop session they print
+    ``error: XDG_RUNTIME_DIR is invalid or not set`` and ALSA errors to stderr,
+    and importing pygame prints a banner. For this process only, and only
+    where nothing is set: SDL's dummy audio driver (training plays no sound),
+    no banner, and with ``runtime_dir`` (just before rendering) a private
+    ``XDG_RUNTIME_DIR`` (mode 0700, removed at exit).
+    """
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    if runtime_dir and not os.environ.get("XDG_RUNTIME_DIR"):
+        folder = tempfile.mkdtemp(prefix="xdg-runtime-")
+        atexit.register(shutil.rmtree, folder, True)
+        os.environ["XDG_RUNTIME_DIR"] = folder

@@ -4,9 +4,10 @@ The run folder is ``<runs_root>/<env>/<agent>/<tag>-<digest>-seed<seed>``: the
 digest covers the whole training config but the seed (numbers by value), so a
 different budget or hyper-parameter is a different run. Everything is checked
 before anything is written: a refused command leaves no folder and never
-touches a finished run. One process trains into a run folder at a time
-(``run.lock``). Ctrl-C saves a checkpoint and exits 130; the same command
-resumes.
+touches a finished run, and a start refused once the folder is made (a
+checkpoint that does not fit the network) removes the folder it made. One
+process trains into a run folder at a time (``run.lock``). Ctrl-C saves a
+checkpoint and exits 130; the same command resumes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from agents.training import (
     TrainingInterrupted,
     canonical,
     prepare_run,
+    quiet_render_backends,
     resolve_checkpoint,
     run_lock,
     run_name,
@@ -52,11 +54,17 @@ def run_folder(cfg: DictConfig, config: TrainConfig) -> Path:
 
 
 def run(cfg: DictConfig) -> dict:
+    quiet_render_backends(runtime_dir=False)  # before env modules (and any pygame in them) are imported
     config = train_config(cfg)
     validate(config)
     if cfg.train.resume_from is not None:
         resolve_checkpoint(cfg.train.resume_from)
     run_dir = run_folder(cfg, config)
+    evaluate = make_evaluator(config.env_id, config.env_params, config.eval_episodes, seed=config.seed)
+    video = (
+        make_video_recorder(config.env_id, config.env_params, seed=config.seed) if cfg.train.video else None
+    )
+    # run_lock makes the folder; a start refused inside (a checkpoint that does not fit, say) removes it
     with run_lock(run_dir):
         start = prepare_run(config, run_dir, fresh=cfg.train.fresh, extend=cfg.train.extend)
         if start.finished is not None:
@@ -68,12 +76,6 @@ def run(cfg: DictConfig) -> dict:
             return start.finished
         # written only now: a command refused above never touches the folder
         write_bytes_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
-        evaluate = make_evaluator(config.env_id, config.env_params, config.eval_episodes, seed=config.seed)
-        video = (
-            make_video_recorder(config.env_id, config.env_params, seed=config.seed)
-            if cfg.train.video
-            else None
-        )
         wandb_run = start_wandb(
             run_dir,
             project=cfg.logger.project,
@@ -83,17 +85,25 @@ def run(cfg: DictConfig) -> dict:
             group=f"{cfg.env.name}-{cfg.env.tag}",
         )
         print(f"training into {run_dir} (progress: {run_dir / 'train.log'})", flush=True)
-        metrics = train(
-            config,
-            run_dir,
-            evaluate=evaluate,
-            record_video=video,
-            wandb_run=wandb_run,
-            progress_bar=cfg.train.progress_bar and sys.stdout.isatty(),
-            resume_from=cfg.train.resume_from,
-            extend=cfg.train.extend,
-            handle_signals=True,
-        )
+        try:
+            metrics = train(
+                config,
+                run_dir,
+                evaluate=evaluate,
+                record_video=video,
+                wandb_run=wandb_run,
+                progress_bar=cfg.train.progress_bar and sys.stdout.isatty(),
+                resume_from=cfg.train.resume_from,
+                extend=cfg.train.extend,
+                handle_signals=True,
+            )
+        except BaseException:
+            if wandb_run is not None:  # its files are closed before a refused start's folder is removed
+                try:
+                    wandb_run.finish(exit_code=1)
+                except Exception:  # noqa: BLE001 - W&B must never hide the error itself
+                    pass
+            raise
     if wandb_run is not None:
         log_run_summary(wandb_run, run_dir, metrics)
         wandb_run.finish()

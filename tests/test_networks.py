@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.networks import GridCNN, egocentric_view
+from agents.networks import GridCNN, egocentric_view, is_grid
 from envs.coinrun import CoinRunCore
 
 
@@ -48,3 +48,10 @@ def test_no_convolutions_is_one_dense_layer_on_the_view(egocentric):
     obs = torch.zeros(5, 4, 7, 13)
     obs[:, 3, 3, 1] = 1
     assert net(obs).shape == (5, 32)
+
+
+def test_only_a_three_dimensional_box_is_a_grid():
+    assert is_grid(gym.spaces.Box(0, 1, shape=(4, 7, 13), dtype=np.uint8))
+    for shape in [(2,), (5, 5), (1, 2, 3, 4)]:
+        assert not is_grid(gym.spaces.Box(-1.0, 1.0, shape=shape, dtype=np.float32))
+    assert not is_grid(gym.spaces.Discrete(3))

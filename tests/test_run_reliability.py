@@ -279,6 +279,27 @@ def test_refused_commands_say_one_line_and_leave_no_folder(tmp_path, module, arg
     assert list(tmp_path.iterdir()) == []  # no run, report or Hydra folder
 
 
+def test_a_start_refused_once_the_folder_is_made_removes_only_what_it_made(tmp_path):
+    """A checkpoint that does not fit is found only under the run's lock, in a folder made for it:
+    that folder and its parents go again. A folder holding an earlier run's checkpoints stays."""
+    source = tmp_path / "source"
+    train_app.run(compose_cfg(f"run_dir={source}"))
+    before = snapshot(source)
+    runs = tmp_path / "runs"
+    with pytest.raises(CheckpointError, match="env_params"):
+        train_app.run(compose_cfg(f"runs_root={runs}", "env.height=9", f"train.resume_from={source}"))
+    assert not runs.exists()
+    assert snapshot(source) == before
+    # the earlier run's own checkpoint is corrupt: refused, and its folder is left as it was
+    (source / "metrics.json").unlink()
+    latest = source / "checkpoints" / (source / "checkpoints" / "latest").read_text().strip()
+    (latest / "state.pt").write_bytes(b"not a checkpoint")
+    kept = snapshot(source)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        train_app.run(compose_cfg(f"run_dir={source}"))
+    assert snapshot(source) == kept and not (source / LOCK_FILE).exists()
+
+
 # ------------------------------------------------------------------ 4. progress and interrupts
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_path, sig):
