@@ -46,10 +46,13 @@ ENVIRONMENTS: dict[str, tuple[str, str, str]] = {
 }
 
 
-# id -> module that registers the task when imported (imported on first use: it needs an extra).
+# id -> module that registers the task when imported (imported on first use: Minigrid needs an extra,
+# and the Gymnasium-adapter tasks register Gymnasium ids of their own).
 TASK_MODULES: dict[str, str] = {
     "GMSuite/MiniGrid-DistShift-v0": "envs.minigrid_tasks",
     "GMSuite/MiniGrid-LavaGap-v0": "envs.minigrid_tasks",
+    "GMSuite/PointMass-v0": "envs.pointmass",
+    "GMSuite/FrozenShift-v0": "envs.frozenlake",
 }
 
 
