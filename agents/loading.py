@@ -24,11 +24,12 @@ class TrainedAgent:
 
 
 def agent_name(env_id: str, algo: str, train_params: dict) -> str:
-    """``ppo[coin_random_prob=0.0]``: the algorithm and the training params that differ from the task's train ones."""
+    """``ppo[coin_random_prob=0.0]``: the algorithm and the training params that differ from the task's train
+    ones (a distribution parameter is always named); ``ppo`` when there are none."""
     task = envs.task(env_id)
     declared = task.resolve_params("train", {})
     changed = {k: v for k, v in train_params.items() if declared.get(k) != v or k in task.distribution_params}
-    return f"{algo}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]"
+    return f"{algo}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]" if changed else algo
 
 
 def load_agents(paths: Sequence[str | Path]) -> list[TrainedAgent]:

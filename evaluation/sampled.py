@@ -109,6 +109,8 @@ def check_judgeable(
     shared = task.shared_params(dict(train_params))
     params = {d: dict(train_params) if d == "train" else shared for d in task.distributions}
     path = choose_path(task, params, judge_path)
+    if path.path == "sampled" and references.trainer is not None:
+        references.trainer.budget(env_id)
     if path.path == "sampled" and references.trainer is None:
         for d in params:
             for reward in task.reward_names:
@@ -155,7 +157,9 @@ class ReferenceTrainer:
         if isinstance(self.total_timesteps, Mapping):
             if env_id not in self.total_timesteps:
                 raise ValueError(
-                    f"no reference training budget for {env_id}; budgets: {dict(self.total_timesteps)}"
+                    f"{env_id}: no training budget for the sampled path's references (no env config gives "
+                    "its total_timesteps): set references.total_timesteps, or give every reference "
+                    "(references.policies) with references.train=false"
                 )
             return int(self.total_timesteps[env_id])
         return int(self.total_timesteps)

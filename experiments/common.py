@@ -217,12 +217,8 @@ def reference_sources(cfg: DictConfig, env_ids: Sequence[str]) -> SampledReferen
             budgets[env_id] = int(ref.total_timesteps)
             continue
         env_cfg = env_config_of(env_id)
-        if env_cfg is None or env_cfg.get("total_timesteps") is None:
-            raise ValueError(
-                f"{env_id}: no env config gives its total_timesteps; set references.total_timesteps "
-                "(the sampled path's reference training budget) or references.train=false"
-            )
-        budgets[env_id] = int(env_cfg.total_timesteps)
+        if env_cfg is not None and env_cfg.get("total_timesteps") is not None:
+            budgets[env_id] = int(env_cfg.total_timesteps)
     agent_name = ref.get("agent", "ppo")
     path = next(
         (

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 import envs
 from agents.run_logging import start_wandb
 from agents.training import run_name, validate
+from evaluation.sampled import check_judgeable
 from evaluation.study import (
     StudyPoint,
     check_study,
@@ -32,7 +33,14 @@ from evaluation.study import (
     write_study,
 )
 from evaluation.verdict import Thresholds
-from experiments.common import CONFIGS, clear_errors, env_params, load_env_config, train_config
+from experiments.common import (
+    CONFIGS,
+    clear_errors,
+    env_params,
+    load_env_config,
+    reference_sources,
+    train_config,
+)
 from experiments.pipeline import require_slurm, train_runs, train_runs_slurm
 from experiments.suite import git_commit
 
@@ -109,6 +117,9 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
         f"({cfg.n_jobs} at a time; finished runs are reused; {len(planted)} planted)",
         flush=True,
     )
+    references = reference_sources(cfg, [env_cfg.id])
+    if jobs:  # refuse before any training
+        check_judgeable(env_cfg.id, jobs[0][0].env_params, cfg.judge_path, references)
     out_dir = Path(cfg.out_dir)
     if launcher:
         train_runs_slurm(jobs, out_dir / ".submitit" / "%j", launcher)
@@ -124,6 +135,9 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
         n_episodes=cfg.n_episodes,
         thresholds=thresholds,
         out_dir=out_dir if cfg.get("save_rollouts") else None,
+        irl=cfg.irl,
+        judge_path=cfg.judge_path,
+        references=references,
     )
     rows = [seed_row(spec.param, points[index], j) for index, j in judged]
     summaries = summarise(rows, values)

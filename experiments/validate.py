@@ -20,6 +20,7 @@ import envs
 from agents.files import atomic_write
 from agents.training import run_name, validate
 from evaluation.judge import judge_run_groups
+from evaluation.sampled import check_judgeable
 from evaluation.validation import (
     capability_markdown,
     capability_rows,
@@ -32,7 +33,7 @@ from evaluation.validation import (
     validation_results,
 )
 from evaluation.verdict import Thresholds
-from experiments.common import clear_errors, load_env_config, train_config
+from experiments.common import clear_errors, env_params, load_env_config, reference_sources, train_config
 from experiments.pipeline import train_runs
 from experiments.suite import command_line, env_seed_jobs, git_commit
 
@@ -68,7 +69,7 @@ def known_goal_jobs(cfg: DictConfig, env_cfgs: dict) -> tuple[list, list[list[Pa
 
 
 def trained_reward(agent: str) -> str:
-    """The training reward in an agent name of :func:`agents.loading.load_agents` (``ppo[]@reach_right_end on ...``)."""
+    """The training reward in an agent name of :func:`agents.loading.load_agents` (``ppo@reach_right_end on ...``)."""
     match = re.search(r"@(\S+)", agent)
     return match.group(1) if match else "specified"
 
@@ -93,11 +94,21 @@ def run(cfg: DictConfig, command: str | None = None) -> dict:
     thresholds = Thresholds(**cfg.thresholds)
     env_cfgs = {name: load_env_config(name) for name in cfg.envs}
     jobs, groups = (known_goal_jobs if cfg.mode == "known_goal" else env_seed_jobs)(cfg, env_cfgs)
+    for env_cfg in env_cfgs.values():  # refuse before any training
+        check_judgeable(env_cfg.id, env_params(env_cfg), cfg.judge_path, reference_sources(cfg, [env_cfg.id]))
     print(f"training {len(jobs)} runs if not trained yet ({cfg.n_jobs} at a time)", flush=True)
     train_runs(jobs, n_jobs=cfg.n_jobs)
     trained = time.perf_counter()
     run_groups = [[str(p) for p in g] for g in groups]
-    judged = dict(n_jobs=cfg.n_jobs, n_episodes=cfg.n_episodes, thresholds=thresholds)
+    references = reference_sources(cfg, [env_cfg.id for env_cfg in env_cfgs.values()])
+    judged = dict(
+        n_jobs=cfg.n_jobs,
+        n_episodes=cfg.n_episodes,
+        thresholds=thresholds,
+        irl=cfg.irl,
+        judge_path=cfg.judge_path,
+        references=references,
+    )
     if cfg.mode == "known_goal":
         judgements, _ = judge_run_groups(run_groups, **judged)
         rows = known_goal_rows(judgements, {j.agent: trained_reward(j.agent) for j in judgements})

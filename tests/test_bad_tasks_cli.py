@@ -111,8 +111,10 @@ def run_app(root: Path, app: str, *overrides: str) -> subprocess.CompletedProces
 
 CASES = [
     ("plain", [], "MiniGrid-Empty-5x5-v0 is a Gymnasium env but not a shift task"),
-    ("slippery", [], "User/Corridor-v0 is stochastic"),
-    ("nostate", [], "needs state access"),
+    # on the default judge_path=auto these two are judged on the sampled path (tests/test_sampled_path.py);
+    # asked for the exact path, they are refused with what it lacks
+    ("slippery", ["judge_path=exact"], "User/Corridor-v0 is stochastic"),
+    ("nostate", ["judge_path=exact"], "needs state access"),
     ("corridor_ok", ["distributions=[tset]"], "unknown shifted distribution 'tset'"),
 ]
 
