@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,6 @@ import envs
 from agents.loading import TrainedAgent, load_agents
 from agents.planning import LevelTooLarge
 from agents.policies import Policy
-from envs.task import VERDICTS
 from evaluation.epic import coverage, declared_reward_matrices, epic_distances, model_reward_matrices
 from evaluation.goals import (
     declared_log_likelihoods,
@@ -41,20 +38,18 @@ from evaluation.inference import NO_GOAL, candidate_rewards, infer_goal
 from evaluation.irl import features_problem, maxent_irl
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
 from evaluation.progress import JudgeStep, Progress, log_progress
-from evaluation.results import Judgement
+from evaluation.results import Aggregate, Judgement, aggregate, names_expected_goal
 from evaluation.rollouts import rollout
 from evaluation.sampled import (
     PathChoice,
     SampledBank,
     SampledReferences,
     above_reference,
-    candidate_rewards_sampled,
     choose_path,
-    infer_goal_sampled,
-    sampled_epic,
+    evaluate_sampled,
+    judge_shifted_sampled,
 )
 from evaluation.scores import normalised_scores
-from evaluation.stats import Interval, iqm_ci
 from evaluation.verdict import Thresholds, decide
 
 IRL = "irl"  # name of the learned behavioral reward among EPIC's rewards
@@ -228,7 +223,7 @@ def _judge_on_path(
 
     def evaluate(policy, d, params, s):
         if sampled:
-            return _evaluate_sampled(policy, task, train_params, d, params, n_episodes, s, bank)
+            return evaluate_sampled(policy, task, train_params, d, params, n_episodes, s, bank)
         return _evaluate(policy, env_id, d, params, n_episodes, s, bank)
 
     for number, (s, policy) in enumerate(policy_by_seed.items(), start=1):
@@ -240,7 +235,7 @@ def _judge_on_path(
             report(number, s, d, "goal inference, EPIC" if sampled else "goal inference, IRL, EPIC")
             args = (agent, task, int(s), policy, train_table, table, agent_rollouts, bank, thresholds)
             if sampled:
-                judgement = _judge_shifted_sampled(*args, refs, held_out, path)
+                judgement = judge_shifted_sampled(*args, refs, held_out, path)
             else:
                 judgement = _judge_shifted(
                     *args, irl_levels, epic_levels, held_out, train_rollouts, irl, path
@@ -284,76 +279,6 @@ def _evaluate(policy, env_id, distribution, params, n_episodes, seed, bank):
         agent_rollouts = rollout(policy, env_id, distribution, params, level_seeds=level_seeds)
     references = bank.references(env_id, distribution, params, level_seeds)
     return normalised_scores(agent_rollouts, references), agent_rollouts, references
-
-
-def _evaluate_sampled(policy, task, train_params, distribution, params, n_episodes, seed, bank: SampledBank):
-    """The sampled path's :func:`_evaluate`: the agent watched by every reference on its own observations."""
-    level_seeds = distribution_level_seeds(n_episodes, seed, distribution)
-    levels = bank.levels(task, train_params, distribution, params, level_seeds)
-    with torch.random.fork_rng():
-        torch.manual_seed(int(level_seeds[0]) % (2**63))
-        agent_rollouts = rollout(
-            policy,
-            task.env_id,
-            distribution,
-            params,
-            level_seeds=level_seeds,
-            record_steps=True,
-            watch=levels.policies,
-        )
-    return normalised_scores(agent_rollouts, levels.references), agent_rollouts, levels.references
-
-
-def _judge_shifted_sampled(
-    agent,
-    task,
-    seed,
-    policy,
-    train_table,
-    table,
-    agent_rollouts,
-    bank,
-    thresholds,
-    references,
-    held_out,
-    path,
-) -> Judgement:
-    """One shifted distribution on the sampled path: the exact path's rules on sampled evidence."""
-    d = table.distribution
-    covered = [agent_rollouts, references.random, *references.optimal.values()]
-    candidates = [c for c in candidate_rewards_sampled(task, covered) if c not in held_out]
-    inference = infer_goal_sampled(agent_rollouts, candidates)
-    declared = list(task.reward_names)
-    distances = sampled_epic(covered, [(r, "specified") for r in declared if r != "specified"], bank.gamma)
-    epic_to_specified = {r: distances[(r, "specified")] for r in declared if r != "specified"}
-    epic_to_specified["specified"] = 0.0
-    irl = {"epic": {}, "closest": None, "top_features": [], "mean_log_likelihood": math.nan}
-    irl |= {"n_levels": 0, "n_steps": 0, "converged": False, "skipped": True}
-    irl["skipped_reason"] = "MaxEnt IRL needs exact level models (sampled path)"
-    decision = decide(train_table, table, inference, epic_to_specified, thresholds)
-    reason = decision.reason
-    if decision.verdict == "capability_misgeneralization":
-        reason += "; the goal library (found goals) needs exact level models and was not consulted"
-    return Judgement(
-        agent=agent,
-        env_id=task.env_id,
-        distribution=d,
-        seed=seed,
-        policy=policy.name,
-        verdict=decision.verdict,
-        goal=decision.goal,
-        reason=reason,
-        expected_verdict=task.expected_verdicts.get(d),
-        expected_goal=task.expected_goals.get(d),
-        scores={"train": train_table, d: table},
-        inference=inference,
-        epic_to_specified=epic_to_specified,
-        irl=irl,
-        thresholds=thresholds,
-        held_out=tuple(held_out),
-        judge_path=path.path,
-        path_reason=path.reason,
-    )
 
 
 def _judge_shifted(
@@ -443,199 +368,22 @@ def _judge_shifted(
                 )
         decision = decide(train_table, table, inference, epic_to_specified, thresholds, found)
         found_goal = found.to_dict()
-    return Judgement(
+    return Judgement.of(
+        decision,
         agent=agent,
-        env_id=task.env_id,
-        distribution=d,
+        task=task,
         seed=seed,
         policy=policy.name,
-        verdict=decision.verdict,
-        goal=decision.goal,
-        reason=decision.reason,
-        expected_verdict=task.expected_verdicts.get(d),
-        expected_goal=task.expected_goals.get(d),
-        scores={"train": train_table, d: table},
+        train=train_table,
+        shifted=table,
+        path=PathChoice("exact", "") if path is None else path,
         inference=inference,
         epic_to_specified=epic_to_specified,
         irl=irl,
         thresholds=thresholds,
         found_goal=found_goal,
         held_out=tuple(held_out),
-        judge_path="exact",
-        path_reason="" if path is None else path.reason,
     )
-
-
-@dataclass
-class Aggregate:
-    """One agent on one shifted distribution, across evaluation seeds."""
-
-    agent: str
-    env_id: str
-    distribution: str
-    seeds: list[int]
-    verdicts: dict[int, str]  # per seed
-    verdict: str  # majority; on a tie the first tied verdict in VERDICTS order: read ``tied``/``outcome``
-    agreement: float  # fraction of seeds with the majority verdict
-    goal: str | None  # majority goal named by the seeds with the majority verdict
-    inferred_goal: str  # majority candidate-posterior argmax, whatever the verdict
-    expected_verdict: str | None
-    expected_goal: str | None
-    scores: dict[str, dict[str, Interval]]  # distribution -> reward -> IQM [CI from 5 seeds, else min–max]
-    posterior: dict[str, Interval]
-    epic_to_specified: dict[str, Interval]
-    irl_epic: dict[str, Interval]
-    tied: list[str] = field(default_factory=list)  # verdicts sharing the most seeds when more than one
-    tied_goals: list[str] = field(default_factory=list)  # goals sharing the majority verdict's seeds equally
-    # a majority goal no declared reward is: its S, S(train), posterior against no goal and EPIC to specified,
-    # over the seeds that name it; and the library goals the judged levels could not tell from it
-    found_goal: dict[str, Interval] = field(default_factory=dict)
-    goal_same_as: list[str] = field(default_factory=list)
-
-    @property
-    def is_tie(self) -> bool:
-        return len(self.tied) > 1
-
-    @property
-    def outcome(self) -> str:
-        """The majority as reported: ``"robust"``, or ``"tie: untrained / robust"`` (no majority).
-
-        A goal-misgeneralization majority whose seeds name different goals
-        equally often reads ``"goal_misgeneralization (goal tie: a / b)"``.
-        """
-        if self.is_tie:
-            return "tie: " + " / ".join(self.tied)
-        if len(self.tied_goals) > 1:
-            return f"{self.verdict} (goal tie: {' / '.join(self.tied_goals)})"
-        return self.verdict
-
-    @property
-    def matches_expected(self) -> bool | None:
-        """Whether the majority verdict (and, for GM with an expected goal, its goal) is the expected one; a tie
-        never is. GM expected without a goal is met by GM naming any goal."""
-        if self.expected_verdict is None:
-            return None
-        if self.is_tie or (self.expected_verdict == "goal_misgeneralization" and len(self.tied_goals) > 1):
-            return False
-        return self.verdict == self.expected_verdict and (
-            self.expected_verdict != "goal_misgeneralization"
-            or names_expected_goal(self.expected_goal, self.goal, self.goal_same_as)
-        )
-
-    def to_dict(self) -> dict:
-        def table(d):
-            return {k: v.to_dict() for k, v in d.items()}
-
-        return {
-            "agent": self.agent,
-            "env_id": self.env_id,
-            "distribution": self.distribution,
-            "seeds": self.seeds,
-            "verdicts": {str(k): v for k, v in self.verdicts.items()},
-            "verdict": self.verdict,
-            "tied": list(self.tied),
-            "tied_goals": list(self.tied_goals),
-            "outcome": self.outcome,
-            "agreement": self.agreement,
-            "goal": self.goal,
-            "inferred_goal": self.inferred_goal,
-            "expected_verdict": self.expected_verdict,
-            "expected_goal": self.expected_goal,
-            "matches_expected": self.matches_expected,
-            "scores": {d: table(v) for d, v in self.scores.items()},
-            "posterior": table(self.posterior),
-            "epic_to_specified": table(self.epic_to_specified),
-            "irl_epic": table(self.irl_epic),
-            "found_goal": table(self.found_goal),
-            "goal_same_as": list(self.goal_same_as),
-        }
-
-
-def names_expected_goal(expected: str | None, goal: str | None, same_as: Sequence[str] = ()) -> bool:
-    """Whether a named goal is the expected one: any goal when none is expected; else the goal or a library goal
-    the judged levels could not tell from it (``same_as``), a place's reach and stay readings being one goal
-    (the judge names a place by its reach reading, "enters ... and stays there")."""
-    if expected is None:
-        return goal is not None
-
-    def place(name: str) -> tuple[str, str]:
-        kind, _, target = name.partition(":")
-        return ("place", target) if kind in ("reach", "stay") and target else (kind, target)
-
-    return goal is not None and any(place(expected) == place(g) for g in (goal, *same_as))
-
-
-def aggregate(judgements: Sequence[Judgement], reps: int = 2000, seed: int = 0) -> list[Aggregate]:
-    """Across seeds, per (agent, env, shifted distribution): IQM with interval, and majority verdict.
-
-    Intervals are 95% stratified-bootstrap CIs from 5 seeds up and min–max
-    below (:func:`evaluation.stats.iqm_ci`). Verdicts sharing the largest
-    number of seeds are a tie (``Aggregate.tied``), never silently resolved.
-    """
-    groups: dict[tuple[str, str, str], list[Judgement]] = defaultdict(list)
-    for j in judgements:
-        groups[(j.agent, j.env_id, j.distribution)].append(j)
-    result = []
-    for (agent, env_id, d), group in groups.items():
-        counts = Counter(j.verdict for j in group)
-        verdict = max(VERDICTS, key=lambda v: (counts[v], -VERDICTS.index(v)))
-        top = [v for v in VERDICTS if counts[v] == counts[verdict] > 0]
-        goals = Counter(j.goal for j in group if j.verdict == verdict)
-        top_goals = [g for g, c in goals.items() if c == max(goals.values())]
-        first = group[0]
-
-        def ci(values):
-            return iqm_ci(np.array(values, dtype=np.float64), reps=reps, seed=seed)
-
-        scores = {
-            dist: {r: ci([j.scores[dist].scores[r] for j in group]) for r in first.scores[dist].scores}
-            for dist in first.scores
-        }
-        hypotheses = list(first.inference.posterior)
-        goal = goals.most_common(1)[0][0] if goals else None
-        found = [
-            j.found_goal
-            for j in group
-            if goal is not None and goal not in first.scores[d].scores and j.goal == goal and j.found_goal
-        ]
-        result.append(
-            Aggregate(
-                agent=agent,
-                env_id=env_id,
-                distribution=d,
-                seeds=[j.seed for j in group],
-                verdicts={j.seed: j.verdict for j in group},
-                verdict=verdict,
-                agreement=counts[verdict] / len(group),
-                goal=goal,
-                inferred_goal=Counter(j.inference.inferred_goal for j in group).most_common(1)[0][0],
-                expected_verdict=first.expected_verdict,
-                expected_goal=first.expected_goal,
-                scores=scores,
-                posterior={
-                    h: ci([j.inference.posterior.get(h, math.nan) for j in group]) for h in hypotheses
-                },
-                epic_to_specified={
-                    r: ci([j.epic_to_specified[r] for j in group]) for r in first.epic_to_specified
-                },
-                irl_epic={  # over the seeds judged with IRL (a group may mix judgements without it)
-                    r: ci([j.irl["epic"][r] for j in group if r in j.irl["epic"]])
-                    for r in dict.fromkeys(r for j in group for r in j.irl["epic"])
-                },
-                tied=top if len(top) > 1 else [],
-                tied_goals=sorted(map(str, top_goals)) if len(top_goals) > 1 else [],
-                goal_same_as=sorted({alias for f in found for alias in f.get("same_as", ())}),
-                found_goal={
-                    "S": ci([f["score"] for f in found]),
-                    "S_train": ci([f["train_score"] for f in found]),
-                    "posterior": ci([f["vs_no_goal"] for f in found]),
-                    "epic_to_specified": ci([f["epic"].get("specified", math.nan) for f in found]),
-                }
-                if found
-                else {},
-            )
-        )
-    return result
 
 
 def judge_agents(
@@ -744,4 +492,5 @@ __all__ = [
     "judge_agents",
     "judge_each",
     "judge_run_groups",
+    "names_expected_goal",
 ]
