@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -226,10 +227,19 @@ def _judge_on_path(
             return evaluate_sampled(policy, task, train_params, d, params, n_episodes, s, bank)
         return _evaluate(policy, env_id, d, params, n_episodes, s, bank)
 
+    trainer = getattr(getattr(bank, "sources", None), "trainer", None)
+
+    def clock() -> float:
+        """Wall seconds, less the time spent training references (reported by the trainer itself)."""
+        return time.perf_counter() - (trainer.training_seconds if trainer is not None else 0.0)
+
     for number, (s, policy) in enumerate(policy_by_seed.items(), start=1):
         report(number, s, "train", "rollouts")
+        started = clock()
         train_table, train_rollouts, train_refs = evaluate(policy, "train", train_params, int(s))
+        train_seconds = (clock() - started) / len(distributions)
         for d in distributions:
+            started = clock()
             report(number, s, d, "rollouts")
             table, agent_rollouts, refs = evaluate(policy, d, shared, int(s))
             report(number, s, d, "goal inference, EPIC" if sampled else "goal inference, IRL, EPIC")
@@ -244,6 +254,7 @@ def _judge_on_path(
             train_above = above_reference(train_rollouts, train_refs)
             judgement.above_reference |= {f"{r}@train": v for r, v in train_above.items()}
             judgement.rollouts = {"train": train_rollouts, d: agent_rollouts}
+            judgement.judge_seconds = train_seconds + clock() - started
             if not declared_train:
                 judgement.expected_verdict = judgement.expected_goal = None
             judgements.append(judgement)

@@ -45,6 +45,8 @@ class Judgement:
     # rewards whose reference the agent beats beyond its interval (reward -> mean excess return):
     # there the reference is not an upper bound and S > 1 is real
     above_reference: dict[str, float] = field(default_factory=dict)
+    # wall seconds of this judgement (its share of the train rollouts included, reference training not)
+    judge_seconds: float = math.nan
 
     @property
     def shifted(self) -> ScoreTable:
@@ -105,6 +107,7 @@ class Judgement:
             "judge_path": self.judge_path,
             "path_reason": self.path_reason,
             "above_reference": self.above_reference,
+            "judge_seconds": self.judge_seconds,
         }
 
 

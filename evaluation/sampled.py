@@ -143,6 +143,7 @@ class ReferenceTrainer:
     torch_threads: int = 1
     log: Callable[[str], None] = _log
     trained: dict[Path, Policy] = field(default_factory=dict, repr=False)
+    training_seconds: float = 0.0  # spent training references in this process
 
     def config(self, env_id: str, train_params: dict, reward: str, distribution: str):
         from agents.training import TrainConfig
@@ -190,6 +191,7 @@ class ReferenceTrainer:
                 )
                 started = time.perf_counter()
                 train(config, run_dir, progress_bar=False)
+                self.training_seconds += time.perf_counter() - started
                 self.log(
                     f"reference for {reward!r} on {distribution!r}: trained in "
                     f"{time.perf_counter() - started:.0f} s (reused from now on)"
