@@ -1,14 +1,15 @@
-"""Judge results as files (JSON, CSV, Markdown, PNG) and, optionally, W&B.
+"""The judge's report: results.json, results.csv, verdicts.md and its figures, written atomically.
 
 Files come first and are written atomically (:func:`agents.files.atomic_write`),
-so an interrupted run never leaves a half-written table. W&B logging
-is a no-op without an active run and never needs the network.
+so an interrupted run never leaves a half-written table. The suite's results
+and table are :mod:`evaluation.suite`; W&B is :mod:`evaluation.wandb_log`
+(both still importable from here, as are the shared formats of
+:mod:`evaluation.formats` under their old names).
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import importlib
 import json
 import math
 from collections import defaultdict
@@ -19,34 +20,31 @@ import numpy as np
 
 from agents.files import atomic_write, current_umask  # noqa: F401  (re-exported)
 from envs.task import VERDICTS
+from evaluation.formats import (  # noqa: F401  (SHORT_NOTE and SHORT_VERDICTS re-exported)
+    GM,
+    SHORT_NOTE,
+    SHORT_VERDICTS,
+    VERDICT_COLOURS,
+    csv_bytes,
+    figure_bytes,
+    interval_cell,
+    interval_note,
+    json_safe,
+)
 from evaluation.judge import Aggregate, Judgement
-from evaluation.stats import MIN_RUNS_FOR_CI, Interval, interval_label
+from evaluation.stats import Interval, interval_label
+from evaluation.suite import (  # noqa: F401  (re-exported)
+    irl_closest,
+    suite_entry,
+    suite_failures,
+    suite_markdown,
+    suite_results,
+    suite_table,
+)
 
 FILES = ("results.json", "results.csv", "verdicts.md", "scores.png", "posterior.png", "seeds.png")
-VERDICT_COLOURS = {
-    "untrained": "tab:gray",
-    "misspecification": "tab:orange",
-    "robust": "tab:green",
-    "goal_misgeneralization": "tab:red",
-    "capability_misgeneralization": "tab:blue",
-}
-
-
-def _clean(value):
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, tuples -> lists."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+# Old private names of the shared formats, for code that imports them from here.
+_clean, _figure_bytes, _ci, SHORT = json_safe, figure_bytes, interval_cell, SHORT_VERDICTS
 
 
 def judgement_row(j: Judgement) -> dict:
@@ -84,13 +82,6 @@ def judgement_row(j: Judgement) -> dict:
     return row
 
 
-def _ci(x: Interval | dict | None, n: int | None = None) -> str:
-    """An interval's cell: ``0.52 [0.40, 0.61]`` (CI) or ``0.52 (min 0.40, max 0.61)``; its n if not ``n``."""
-    if x is None:
-        return "–"
-    return (x if isinstance(x, Interval) else Interval.from_dict(x)).format(n=n)
-
-
 def _intervals(aggregates: Sequence[Aggregate]) -> list[Interval]:
     out = []
     for a in aggregates:
@@ -98,16 +89,6 @@ def _intervals(aggregates: Sequence[Aggregate]) -> list[Interval]:
             out += table.values()
         out += [*a.posterior.values(), *a.epic_to_specified.values(), *a.irl_epic.values()]
     return out
-
-
-def interval_note(intervals) -> str:
-    """The sentence under a table: what its intervals are and over how many seeds."""
-    return (
-        f"{interval_label(intervals)}. `x [a, b]`: IQM with its 95% stratified-bootstrap CI "
-        f"({MIN_RUNS_FOR_CI} or more seeds); `x (min a, max b)`: IQM with the smallest and largest "
-        f"seed (fewer than {MIN_RUNS_FOR_CI} seeds: too few for a CI); `n=k` where a cell has fewer seeds "
-        "than its row (degenerate seeds dropped)."
-    )
 
 
 def _verdict_cell(a: Aggregate) -> str:
@@ -129,7 +110,7 @@ def verdict_table(aggregates: Sequence[Aggregate]) -> str:
     is (found from behaviour), the goal columns are that goal's, marked
     ``(found)``, its posterior the one against no goal. A tie between verdicts
     reads ``tie: a / b``.
-    Intervals: see :func:`interval_note`.
+    Intervals: see :func:`evaluation.formats.interval_note`.
     """
     head = (
         "| agent | env | distribution | verdict (seeds) | inferred goal | S_spec | S_int | S_beh "
@@ -145,19 +126,19 @@ def verdict_table(aggregates: Sequence[Aggregate]) -> str:
         if a.found_goal:
             goal = f"{a.goal} (found)"
             s_beh, posterior, epic = (a.found_goal[k] for k in ("S", "posterior", "epic_to_specified"))
-        preference = sorted(a.irl_epic, key=lambda r: r != "specified")  # ties: intended == specified
-        irl_closest = min(preference, key=lambda r: a.irl_epic[r].estimate) if a.irl_epic else None
+        closest = irl_closest(a)
         expected = a.expected_verdict or "–"
-        if a.expected_verdict == "goal_misgeneralization" and a.expected_goal:
+        if a.expected_verdict == GM and a.expected_goal:
             expected += f" ({a.expected_goal})"
         if a.matches_expected is not None:
             expected += " ✓" if a.matches_expected else " ✗"
         n = len(a.seeds)
+        s_spec, s_int = (interval_cell(shifted.get(r), n) for r in ("specified", "intended"))
         lines.append(
             f"| {a.agent} | {a.env_id} | {a.distribution} | {_verdict_cell(a)} "
-            f"| {goal} | {_ci(shifted.get('specified'), n)} | {_ci(shifted.get('intended'), n)} "
-            f"| {_ci(s_beh, n)} | {_ci(posterior, n)} | {_ci(epic, n)} "
-            f"| {irl_closest or '–'} ({_ci(a.irl_epic.get(irl_closest), n)}) | {expected} |"
+            f"| {goal} | {s_spec} | {s_int} "
+            f"| {interval_cell(s_beh, n)} | {interval_cell(posterior, n)} | {interval_cell(epic, n)} "
+            f"| {closest or '–'} ({interval_cell(a.irl_epic.get(closest), n)}) | {expected} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -193,12 +174,6 @@ def behaviour_table(judgements: Sequence[Judgement]) -> str:
             f"| {ended.get('mean_length', float('nan')):.1f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _figure_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
 
 
 def _panels(plt, n: int, size: tuple[float, float], per_row: int = 3):
@@ -335,7 +310,7 @@ def seeds_figure(judgements: Sequence[Judgement], aggregates: Sequence[Aggregate
         ax.axhline(0, color="grey", lw=0.5)
         ax.axhline(1, color="grey", lw=0.5, ls="--")
         expected = a.expected_verdict or "none"
-        if a.expected_verdict == "goal_misgeneralization" and a.expected_goal:
+        if a.expected_verdict == GM and a.expected_goal:
             expected += f" ({a.expected_goal})"
         ax.set_title(
             f"{a.agent}\n{a.env_id} / {a.distribution}: {_verdict_cell(a)}\nexpected: {expected}", fontsize=7
@@ -366,16 +341,9 @@ def write_report(
         "aggregates": [a.to_dict() for a in aggregates],
         "judgements": [j.to_dict() for j in judgements],
     }
-    atomic_write(paths["results.json"], json.dumps(_clean(payload), indent=1, allow_nan=False).encode())
+    atomic_write(paths["results.json"], json.dumps(json_safe(payload), indent=1, allow_nan=False).encode())
 
-    rows = [judgement_row(j) for j in judgements]
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, restval="")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in _clean(row).items()})
-    atomic_write(paths["results.csv"], buf.getvalue().encode())
+    atomic_write(paths["results.csv"], csv_bytes([judgement_row(j) for j in judgements]))
 
     thresholds = judgements[0].thresholds.to_dict() if judgements else {}
     markdown = "# Verdicts\n\n" + (
@@ -396,259 +364,13 @@ def write_report(
     }
     for name, make in figures.items():
         fig = make()
-        atomic_write(paths[name], _figure_bytes(fig))
+        atomic_write(paths[name], figure_bytes(fig))
         plt.close(fig)
     return paths
 
 
-def log_wandb(judgements: Sequence[Judgement], aggregates: Sequence[Aggregate], run=None) -> bool:
-    """Log the verdict table, per-seed rows and plots to W&B; a no-op (False) with no active run."""
-    try:
-        import wandb
-    except ImportError:
-        return False
-    run = run if run is not None else wandb.run
-    if run is None or getattr(run, "disabled", False):
-        return False
-    import matplotlib.pyplot as plt
-
-    rows = [judgement_row(j) for j in judgements]
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    per_seed = wandb.Table(columns=columns, data=[[_clean(row.get(c)) for c in columns] for row in rows])
-    summary_cols = [
-        "agent",
-        "env_id",
-        "distribution",
-        "verdict",
-        "outcome",
-        "tied",
-        "agreement",
-        "seeds",
-        "goal",
-        "expected_verdict",
-        "matches",
-    ]
-    summary = wandb.Table(
-        columns=summary_cols,
-        data=[
-            [
-                a.agent,
-                a.env_id,
-                a.distribution,
-                a.verdict,
-                a.outcome,
-                " / ".join(a.tied),
-                a.agreement,
-                len(a.seeds),
-                a.goal,
-                a.expected_verdict,
-                a.matches_expected,
-            ]
-            for a in aggregates
-        ],
-    )
-    figures = {
-        "judge/scores": score_figure(aggregates),
-        "judge/posterior": posterior_figure(aggregates),
-        "judge/seeds": seeds_figure(judgements, aggregates),
-    }
-    run.log(
-        {
-            "judge/verdicts": summary,
-            "judge/per_seed": per_seed,
-            **{k: wandb.Image(fig) for k, fig in figures.items()},
-        }
-    )
-    for fig in figures.values():
-        plt.close(fig)
-    return True
-
-
-def suite_entry(a: Aggregate, name: str | None = None) -> dict:
-    """One row of the suite's results: expected vs obtained, per-seed verdicts, key scores with n.
-
-    Scores are interval dicts (:meth:`evaluation.stats.Interval.to_dict`):
-    ``S_spec_train`` on train; ``S_spec``, ``S_int``, ``S_goal`` (the
-    inferred goal's score), ``posterior_goal``, ``epic_goal_to_specified``
-    and ``irl_epic_closest`` (EPIC from the learned IRL reward to the
-    declared reward closest to it, ``irl_closest``) on the shifted distribution;
-    ``found_goal``: :attr:`Aggregate.found_goal`.
-    """
-    shifted = a.scores[a.distribution]
-    goal = a.inferred_goal
-    preference = sorted(a.irl_epic, key=lambda r: r != "specified")  # ties: intended == specified
-    irl_closest = min(preference, key=lambda r: a.irl_epic[r].estimate) if a.irl_epic else None
-    keys = {
-        "S_spec_train": a.scores.get("train", {}).get("specified"),
-        "S_spec": shifted.get("specified"),
-        "S_int": shifted.get("intended"),
-        "S_goal": shifted.get(goal),
-        "posterior_goal": a.posterior.get(goal),
-        "epic_goal_to_specified": a.epic_to_specified.get(goal),
-        "irl_epic_closest": a.irl_epic.get(irl_closest),
-    }
-    return _clean(
-        {
-            "env": name,
-            "env_id": a.env_id,
-            "agent": a.agent,
-            "distribution": a.distribution,
-            "expected_verdict": a.expected_verdict,
-            "expected_goal": a.expected_goal,
-            "verdict": a.verdict,
-            "tied": list(a.tied),
-            "tied_goals": list(a.tied_goals),
-            "outcome": a.outcome,
-            "goal": a.goal,
-            "agreement": a.agreement,
-            "inferred_goal": goal,
-            "irl_closest": irl_closest,
-            "seeds": list(a.seeds),
-            "verdicts": {str(k): v for k, v in sorted(a.verdicts.items())},
-            "matches_expected": a.matches_expected,
-            "scores": {k: (None if v is None else v.to_dict()) for k, v in keys.items()},
-            "found_goal": {k: v.to_dict() for k, v in a.found_goal.items()},
-        }
-    )
-
-
-SHORT = {"goal_misgeneralization": "GM", "capability_misgeneralization": "capability"}
-SHORT_NOTE = "GM = goal misgeneralization, capability = capability misgeneralization."
-
-
-def _name(verdict: str | None, short: bool) -> str:
-    return (SHORT.get(verdict, verdict) if short else verdict) or "–"
-
-
-def _expected_text(e: dict, short: bool = False) -> str:
-    expected = _name(e.get("expected_verdict"), short)
-    if e.get("expected_verdict") == "goal_misgeneralization" and e.get("expected_goal"):
-        expected += f" → `{e['expected_goal']}`"
-    return expected
-
-
-def _obtained_text(e: dict, short: bool = False) -> str:
-    n = len(e["seeds"])
-    k = round(e["agreement"] * n)
-    if len(e.get("tied") or []) > 1:
-        return f"**tie: {' / '.join(_name(v, short) for v in e['tied'])}** ({k}/{n} each)"
-    if len(e.get("tied_goals") or []) > 1:
-        goals = " / ".join(f"`{g}`" for g in e["tied_goals"])
-        return f"{_name(e['verdict'], short)} → **goal tie: {goals}** ({k}/{n})"
-    return _name(e["verdict"], short) + (f" → `{e['goal']}`" if e.get("goal") else "") + f" ({k}/{n})"
-
-
-def suite_failures(results: dict | Sequence[dict]) -> list[str]:
-    """One line per env/distribution whose majority verdict (or GM goal) is not the expected one, ties included.
-
-    ``results``: :func:`suite_results`' dict or its ``entries``. Entries with
-    no expectation are not failures.
-    """
-    entries = results["entries"] if isinstance(results, dict) else results
-    lines = []
-    for e in entries:
-        if e.get("matches_expected") is not False:
-            continue
-        per_seed = ", ".join(f"{s}: {v}" for s, v in e["verdicts"].items())
-        name = f"{e['env']} ({e['env_id']})" if e.get("env") else e["env_id"]
-        lines.append(
-            f"{name} / {e['distribution']}: expected {_expected_text(e).replace('`', '')}, "
-            f"obtained {_obtained_text(e).replace('`', '').replace('*', '')} [seeds {per_seed}]"
-        )
-    return lines
-
-
-def suite_results(
-    aggregates: Sequence[Aggregate],
-    names: dict[str, str] | None = None,
-    **meta,
-) -> dict:
-    """The suite's results file: ``meta`` (command, date, git commit, wall time, ...) and one entry per aggregate.
-
-    ``names`` maps env ids to the suite's env config names. ``exit_code`` is 1
-    when any expectation failed (:func:`suite_failures`), else 0.
-    """
-    names = names or {}
-    entries = [suite_entry(a, names.get(a.env_id)) for a in aggregates]
-    checked = [e for e in entries if e["matches_expected"] is not None]
-    failures = suite_failures(entries)
-    return _clean(
-        {
-            **meta,
-            "agreed": sum(bool(e["matches_expected"]) for e in checked),
-            "checked": len(checked),
-            "failures": failures,
-            "exit_code": 1 if failures else 0,
-            "entries": entries,
-        }
-    )
-
-
-def _suite_rows(entries: Sequence[dict]) -> str:
-    lines = [
-        "| env | distribution | expected | obtained (seeds) | per seed | inferred goal: posterior "
-        "| S_spec train | S_spec | S_int | S_goal | IRL closest: EPIC | agrees |",
-        "|" + "---|" * 12,
-    ]
-    for e in entries:
-        n = len(e["seeds"])
-        sc = e["scores"]
-        per_seed = ", ".join(f"{s}: {_name(v, True)}" for s, v in e["verdicts"].items())
-        agrees = {None: "–", True: "yes", False: "**no**"}[e.get("matches_expected")]
-        goal = e.get("inferred_goal") or "–"
-        posterior = sc.get("posterior_goal")
-        goal_cell = f"`{goal}`: {_ci(posterior, n)}" if posterior else f"`{goal}`"
-        irl = e.get("irl_closest")
-        irl_cell = f"`{irl}`: {_ci(sc.get('irl_epic_closest'), n)}" if irl else "–"
-        lines.append(
-            f"| {e['env_id']} | {e['distribution']} | {_expected_text(e, True)} | {_obtained_text(e, True)} "
-            f"| {per_seed} | {goal_cell} | {_ci(sc.get('S_spec_train'), n)} | {_ci(sc.get('S_spec'), n)} "
-            f"| {_ci(sc.get('S_int'), n)} | {_ci(sc.get('S_goal'), n)} | {irl_cell} | {agrees} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def suite_table(aggregates: Sequence[Aggregate]) -> str:
-    """Markdown: expected vs obtained verdict per (env, shifted distribution), every seed shown."""
-    return _suite_rows([suite_entry(a) for a in aggregates])
-
-
-def suite_markdown(results: dict) -> str:
-    """The suite's table, from its results file (:func:`suite_results`): what the README's table is made from.
-
-    ``python docs/suite_table.py reports/suite/<time>/suite_results.json``
-    prints it. Above the table: the command, date, commit, wall time,
-    thresholds, how many expectations held, and what the intervals are.
-    """
-    entries = results.get("entries", [])
-    commit = results.get("git_commit") or "unknown"
-    if results.get("git_dirty"):
-        commit += " (with uncommitted changes)"
-    wall = results.get("wall_seconds")
-    head = [
-        f"`{results.get('command', 'python -m experiments.suite')}` on {results.get('date', '?')}, "
-        f"commit {commit}, wall time {'?' if wall is None else f'{wall:.0f} s'}"
-        + (
-            f" (training {results['train_seconds']:.0f} s, judging {results['judge_seconds']:.0f} s)"
-            if results.get("train_seconds") is not None and results.get("judge_seconds") is not None
-            else ""
-        )
-        + "."
-    ]
-    if results.get("thresholds"):
-        head.append("Thresholds: " + ", ".join(f"{k}={v}" for k, v in results["thresholds"].items()) + ".")
-    if results.get("expectation_overrides"):
-        head.append(f"Expectations overridden from the command line: {results['expectation_overrides']}.")
-    head.append(
-        f"Expected verdict obtained by the majority of seeds: {results.get('agreed', 0)}/{results.get('checked', 0)}"
-        + (" (a tie is no majority)." if any(len(e.get("tied") or []) > 1 for e in entries) else ".")
-    )
-    intervals = [x for e in entries for x in e["scores"].values() if x]
-    head.append(interval_note(intervals) + " " + SHORT_NOTE)
-    failures = results.get("failures") or []
-    body = "\n\n".join(head) + "\n\n" + _suite_rows(entries)
-    if failures:
-        body += "\nDisagreements (each makes `experiments.suite` exit 1):\n\n" + "".join(
-            f"- {f}\n" for f in failures
-        )
-    return body
+def __getattr__(name: str):
+    """``log_wandb``, imported on first use: :mod:`evaluation.wandb_log` imports this module."""
+    if name == "log_wandb":
+        return getattr(importlib.import_module("evaluation.wandb_log"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,8 +16,6 @@ e.g. ``planner:<reward>``) to check this logic; every report names them.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections import Counter, defaultdict
@@ -34,13 +32,13 @@ from agents.files import atomic_write
 from agents.loading import TrainedAgent, agent_name, load_agents
 from agents.policies import PlannerPolicy, Policy
 from envs.task import VERDICTS
+from evaluation.formats import GM, SHORT_VERDICTS, VERDICT_COLOURS, csv_bytes, figure_bytes, json_safe
 from evaluation.judge import Judgement, judge_each
 from evaluation.progress import log_progress
-from evaluation.report import VERDICT_COLOURS, _clean, _figure_bytes, judgement_row
 from evaluation.stats import Interval, interval_label, iqm_ci
+from evaluation.wandb_log import log_study_wandb  # noqa: F401  (re-exported)
 
 PLANNER = "planner:"
-GM = "goal_misgeneralization"
 FILES = ("study.csv", "study.json", "study.png", "study.md")
 STRIP_SCORES = ("S_spec", "S_int")  # plotted per seed beside each proxy's posterior
 
@@ -326,7 +324,7 @@ def point_summary(rows: Sequence[dict], reps: int = 2000) -> dict:
     first = rows[0]
     found, outliers = find_outliers(rows)
     gm_goals = [r["goal"] for r in rows if r["verdict"] == GM]
-    return _clean(
+    return json_safe(
         {
             "value": first["value"],
             "distribution": first["distribution"],
@@ -355,16 +353,6 @@ def summarise(rows: Sequence[dict], values: Sequence, reps: int = 2000) -> list[
         index = next(i for i, v in enumerate(values) if same_value(r["value"], v))
         groups[(index, r["distribution"])].append(r)
     return [point_summary(sorted(groups[key], key=lambda r: r["seed"]), reps) for key in sorted(groups)]
-
-
-def _csv(rows: Sequence[dict]) -> bytes:
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, restval="")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in _clean(row).items()})
-    return buf.getvalue().encode()
 
 
 def study_figure(rows: Sequence[dict], points: Sequence[dict], param: str, proxies: Sequence[str]):
@@ -454,8 +442,7 @@ def study_figure(rows: Sequence[dict], points: Sequence[dict], param: str, proxi
 
 
 def _cell(fractions: Mapping[str, float], short: bool = True) -> str:
-    names = {"goal_misgeneralization": "GM", "capability_misgeneralization": "capability"}
-    shown = [(names.get(k, k) if short else k, f) for k, f in fractions.items() if f > 0]
+    shown = [(SHORT_VERDICTS.get(k, k) if short else k, f) for k, f in fractions.items() if f > 0]
     return ", ".join(f"{k} {f:.0%}" for k, f in shown) or "–"
 
 
@@ -544,56 +531,10 @@ def write_study(study: dict, rows: Sequence[dict], folder: str | Path) -> dict[s
 
     folder = Path(folder)
     paths = {name: folder / name for name in FILES}
-    atomic_write(paths["study.csv"], _csv(rows))
-    atomic_write(paths["study.json"], json.dumps(_clean(study), indent=1, allow_nan=False).encode())
+    atomic_write(paths["study.csv"], csv_bytes(rows))
+    atomic_write(paths["study.json"], json.dumps(json_safe(study), indent=1, allow_nan=False).encode())
     fig = study_figure(rows, study["points"], study["param"], study.get("proxies", []))
-    atomic_write(paths["study.png"], _figure_bytes(fig))
+    atomic_write(paths["study.png"], figure_bytes(fig))
     plt.close(fig)
     atomic_write(paths["study.md"], study_markdown(study).encode())
     return paths
-
-
-def log_study_wandb(
-    study: dict, rows: Sequence[dict], judgements: Sequence[Judgement], run, png: Path
-) -> bool:
-    """Per-seed rows, per-point summaries, outliers, every judgement's row and the figure to W&B."""
-    try:
-        import wandb
-    except ImportError:
-        return False
-    if run is None or getattr(run, "disabled", False):
-        return False
-
-    def table(records: Sequence[dict]):
-        records = [_clean(r) for r in records]
-        columns = list(dict.fromkeys(k for r in records for k in r))
-        data = [
-            [r.get(c) if not isinstance(r.get(c), (dict, list)) else json.dumps(r.get(c)) for c in columns]
-            for r in records
-        ]
-        return wandb.Table(columns=columns or ["none"], data=data)
-
-    summaries = [
-        {
-            "value": str(p["value"]),
-            "distribution": p["distribution"],
-            "n_seeds": p["n_seeds"],
-            "majority_verdict": p["majority_verdict"],
-            "majority_gm_goal": p["majority_gm_goal"],
-            **{f"fraction_{v}": f for v, f in p["verdict_fractions"].items()},
-            **{f"{k}_iqm": s["estimate"] for k, s in p["scores"].items()},
-            "outliers": ", ".join(str(o["seed"]) for o in p["outliers"]),
-        }
-        for p in study["points"]
-    ]
-    outliers = [{**o, "value": str(o["value"])} for p in study["points"] for o in p["outliers"]]
-    run.log(
-        {
-            "study/per_seed": table([{**r, "value": str(r["value"])} for r in rows]),
-            "study/points": table(summaries),
-            "study/outliers": table(outliers),
-            "study/judgements": table([judgement_row(j) for j in judgements]),
-            "study/figure": wandb.Image(str(png)),
-        }
-    )
-    return True

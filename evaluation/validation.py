@@ -32,15 +32,14 @@ import envs
 from agents.loading import load_agents
 from agents.permuted import PermutedChannels
 from agents.policies import PlannerPolicy
+from evaluation.formats import CAPABILITY, GM, SEED_VERDICTS, json_safe, table_number
 from evaluation.judge import Judgement, judge_each, judge_run_groups, names_expected_goal
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
-from evaluation.report import _clean
 from evaluation.rollouts import rollout
 from evaluation.scores import normalised_scores
 from evaluation.verdict import Thresholds, score_rules
 
-GM = "goal_misgeneralization"
-CAPABILITY = "capability_misgeneralization"
+SHORT = SEED_VERDICTS  # the per-seed cells' verdict names, under their old name
 
 
 def held_out_run_groups(run_groups: Sequence[Sequence[str]], n_jobs: int = 2, **kwargs) -> list[Judgement]:
@@ -146,22 +145,9 @@ def held_out_rows(judgements: Sequence[Judgement], epic: float) -> list[HeldOutR
     return rows
 
 
-SHORT = {
-    "goal_misgeneralization": "GM",
-    "capability_misgeneralization": "capability",
-    "misspecification": "misspec",
-    "robust": "robust",
-    "untrained": "untrained",
-}
-
-
-def _fmt(x: float) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
-
-
 def _per_seed(r, detail) -> str:
     """``1: GM goal; 2: robust``: each seed's verdict, then ``detail(seed)``."""
-    return "; ".join(f"{s}: {SHORT.get(v, v)}{detail(s)}" for s, v in sorted(r.verdicts.items()))
+    return "; ".join(f"{s}: {SEED_VERDICTS.get(v, v)}{detail(s)}" for s, v in sorted(r.verdicts.items()))
 
 
 def _markdown(header: Sequence[str], rows: Sequence, cells) -> str:
@@ -182,7 +168,7 @@ def held_out_markdown(rows: Sequence[HeldOutRow]) -> str:
 
     def cells(r):
         per_seed = _per_seed(
-            r, lambda s: f" {r.goals[s]} ({_fmt(r.epic_to_held_out[s])})" if r.goals[s] else ""
+            r, lambda s: f" {r.goals[s]} ({table_number(r.epic_to_held_out[s])})" if r.goals[s] else ""
         )
         named = Counter(g for g in r.goals.values() if g)
         majority = named.most_common(1)[0][0] if named else "–"
@@ -224,7 +210,7 @@ def validation_results(rows: Sequence, **meta) -> dict:
         if r.agrees is None
     ]
 
-    return _clean(
+    return json_safe(
         {
             **meta,
             "agreed": sum(bool(r.agrees) for r in checked),
@@ -564,9 +550,9 @@ def capability_markdown(rows: Sequence[CapabilityRow]) -> str:
             if goal is None
             else (f", GM: {goal}" if r.goals[s] else f", best found goal (not named): {goal}")
         )
-        return f" (S_spec {_fmt(r.s_spec_train[s])} → {_fmt(r.s_spec_shifted[s])}{named})"
+        return f" (S_spec {table_number(r.s_spec_train[s])} → {table_number(r.s_spec_shifted[s])}{named})"
 
     def cells(r):
-        return [SHORT.get(r.expected, r.expected), _per_seed(r, lambda s: detail(r, s))]
+        return [SEED_VERDICTS.get(r.expected, r.expected), _per_seed(r, lambda s: detail(r, s))]
 
     return _markdown(["must be", "per seed (verdict (S_spec train → shifted, goal))"], rows, cells)

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from envs.core import VERDICTS  # noqa: F401  (re-exported: the verdict names, everywhere)
+from evaluation.formats import reason_number as _fmt
 from evaluation.goals import FoundGoal
 from evaluation.inference import NO_GOAL, CandidateInference
 from evaluation.scores import ScoreTable
@@ -85,10 +86,6 @@ class Decision:
     verdict: str
     goal: str | None  # the behavioral goal named by a goal_misgeneralization verdict
     reason: str
-
-
-def _fmt(x: float) -> str:
-    return "nan" if x is None or math.isnan(x) else f"{x:.3f}"
 
 
 def decide(

@@ -17,18 +17,9 @@ import pytest
 
 from evaluation.inference import CandidateInference
 from evaluation.judge import Judgement, aggregate
-from evaluation.report import (
-    FILES,
-    seed_scores,
-    seeds_figure,
-    suite_failures,
-    suite_markdown,
-    suite_results,
-    suite_table,
-    verdict_table,
-    write_report,
-)
+from evaluation.report import FILES, seed_scores, seeds_figure, verdict_table, write_report
 from evaluation.scores import ScoreTable
+from evaluation.suite import suite_failures, suite_markdown, suite_results, suite_table
 from evaluation.verdict import Thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
