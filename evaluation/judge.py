@@ -472,22 +472,17 @@ def judge_each(
     return judgements
 
 
-def _judge_dirs(run_dirs: list[str], kwargs: dict) -> list:
-    import torch
-
-    torch.set_num_threads(1)
-    return judge_each(load_agents(run_dirs), **kwargs)
-
-
 def judge_run_groups(run_groups: Sequence[Sequence[str | Path]], n_jobs: int = 2, **kwargs):
-    """:func:`judge_agents` on each group of run folders (one env each) in parallel processes.
+    """:func:`judge_each` on each group of run folders (one env each) in parallel processes, and the aggregates.
 
     Groups share no levels, so nothing is lost by judging them apart; each
-    process loads its own policies (models do not cross process boundaries).
+    process loads its own policies (:func:`evaluation.parallel.judge_in_processes`).
     A ``progress=`` hook must be picklable (the default log lines are).
     """
-    groups = [[str(p) for p in group] for group in run_groups]
-    per_group = Parallel(n_jobs=n_jobs, verbose=0)(delayed(_judge_dirs)(g, kwargs) for g in groups)
+    from evaluation.parallel import judge_in_processes  # it imports this module
+
+    work = [([str(p) for p in group],) for group in run_groups]
+    per_group = judge_in_processes(load_agents, work, n_jobs=n_jobs, **kwargs)
     judgements = [j for group in per_group for j in group]
     return judgements, aggregate(judgements)
 

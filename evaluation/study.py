@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
 
 import envs
 from agents.external import policy_from_spec
@@ -33,7 +32,8 @@ from agents.loading import TrainedAgent, agent_name, load_agents
 from agents.policies import PlannerPolicy, Policy
 from envs.task import VERDICTS
 from evaluation.formats import GM, SHORT_VERDICTS, VERDICT_COLOURS, csv_bytes, figure_bytes, json_safe
-from evaluation.judge import Judgement, judge_each
+from evaluation.judge import Judgement
+from evaluation.parallel import judge_in_processes
 from evaluation.progress import log_progress
 from evaluation.stats import Interval, interval_label, iqm_ci
 from evaluation.wandb_log import log_study_wandb  # noqa: F401  (re-exported)
@@ -126,16 +126,14 @@ class StudyPoint:
         return sorted({*self.run_dirs, *self.planted})
 
 
-def _judge_chunk(
-    env_id: str, algo: str, points: list[StudyPoint], indices: list[int], seeds: list[int], kwargs: dict
-) -> list:
-    """Judge ``seeds`` of the points at ``indices`` in one process. One level bank: each seed's
-    shifted levels and their references are the same at every point, so they are built once."""
-    import torch
-
-    torch.set_num_threads(1)
+def _study_agents(
+    env_id: str, algo: str, points: list[StudyPoint], indices: list[int], seeds: list[int]
+) -> list[TrainedAgent]:
+    """The agents of ``seeds`` at the points at ``indices``, one per point, trained and planted seeds
+    together: judged in one process with one level bank, since each seed's shifted levels and their
+    references are the same at every point."""
     reward_names = envs.task(env_id).reward_names
-    agents, index_of = [], {}
+    agents = []
     for index in indices:
         point = points[index]
         trained = [point.run_dirs[s] for s in seeds if s in point.run_dirs]
@@ -151,13 +149,7 @@ def _judge_chunk(
             agents.append(
                 TrainedAgent(name, env_id, dict(point.train_params), dict(sorted(policies.items())), run_dirs)
             )
-            index_of[name] = index
-    # MaxEnt IRL enters no verdict, goal, score or posterior, which is all a study reports: skip it
-    # (about half of each agent's judging time) unless asked for
-    judgements = judge_each(agents, **{"irl": False, **kwargs}) if agents else []
-    for j in judgements:
-        j.rollouts = {}
-    return [(index_of[j.agent], j) for j in judgements]
+    return agents
 
 
 def judge_study(
@@ -169,8 +161,12 @@ def judge_study(
     **judge_kwargs,
 ) -> list[tuple[int, Judgement]]:
     """``(point index, judgement)`` for every (point, seed, shifted distribution), judged by
-    :func:`evaluation.judge.judge_each` in ``n_jobs`` processes: split by seed (levels shared across
-    points), or by point when there are fewer seeds than processes."""
+    :func:`evaluation.judge.judge_each` in ``n_jobs`` processes (:mod:`evaluation.parallel`): split by
+    seed (levels shared across points), or by point when there are fewer seeds than processes.
+
+    MaxEnt IRL enters no verdict, goal, score or posterior, which is all a study reports: it is skipped
+    unless ``irl=True`` is passed. The judgements come back without their rollouts.
+    """
     points = list(points)
     seeds = sorted({s for p in points for s in p.seeds})
     indices = list(range(len(points)))
@@ -180,12 +176,17 @@ def judge_study(
         ]
     else:
         work = [([int(i) for i in c], seeds) for c in np.array_split(indices, min(n_jobs, len(points)))]
-    kwargs = {**judge_kwargs, "progress": progress}
-    per_chunk = Parallel(n_jobs=n_jobs, verbose=0)(
-        delayed(_judge_chunk)(env_id, algo, points, i, s, kwargs) for i, s in work if len(i) and len(s)
+    per_chunk = judge_in_processes(
+        _study_agents,
+        [(env_id, algo, points, i, s) for i, s in work if len(i) and len(s)],
+        n_jobs=n_jobs,
+        keep_rollouts=False,
+        **{"irl": False, **judge_kwargs, "progress": progress},
     )
+    index_of = {agent_name(env_id, algo, p.train_params): i for i, p in enumerate(points)}
     return sorted(
-        (pair for chunk in per_chunk for pair in chunk), key=lambda p: (p[0], p[1].seed, p[1].distribution)
+        ((index_of[j.agent], j) for chunk in per_chunk for j in chunk),
+        key=lambda p: (p[0], p[1].seed, p[1].distribution),
     )
 
 

@@ -25,16 +25,14 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-import torch
-from joblib import Parallel, delayed
-
 import envs
-from agents.loading import load_agents
+from agents.loading import TrainedAgent, load_agents
 from agents.permuted import PermutedChannels
 from agents.policies import PlannerPolicy
 from evaluation.formats import CAPABILITY, GM, SEED_VERDICTS, json_safe, table_number
-from evaluation.judge import Judgement, judge_each, judge_run_groups, names_expected_goal
+from evaluation.judge import Judgement, judge_run_groups, names_expected_goal
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
+from evaluation.parallel import judge_in_processes
 from evaluation.rollouts import rollout
 from evaluation.scores import normalised_scores
 from evaluation.verdict import Thresholds, score_rules
@@ -444,13 +442,12 @@ def known_goal_markdown(rows: Sequence[KnownGoalRow]) -> str:
 PERMUTED = " channels permuted"  # appended to the agent's name in these judgements
 
 
-def _judge_permuted(run_dirs: list[str], permutation_seed: int, kwargs: dict) -> list[Judgement]:
-    torch.set_num_threads(1)
+def _permuted_agents(run_dirs: list[str], permutation_seed: int) -> list[TrainedAgent]:
     agents = load_agents(run_dirs)
     for agent in agents:
         agent.name += PERMUTED
         agent.policies = {s: PermutedChannels(p, permutation_seed) for s, p in agent.policies.items()}
-    return judge_each(agents, **kwargs)
+    return agents
 
 
 def capability_run_groups(
@@ -463,12 +460,10 @@ def capability_run_groups(
     (drawn from ``permutation_seed``) on every shifted distribution. The judge
     is unchanged: the wrapper learns the distribution from the batch a rollout
     binds. ``kwargs`` go to :func:`evaluation.judge.judge_each`; groups are
-    judged in parallel processes, as in :func:`evaluation.judge.judge_run_groups`.
+    judged in parallel processes (:func:`evaluation.parallel.judge_in_processes`).
     """
-    groups = [[str(p) for p in group] for group in run_groups]
-    per_group = Parallel(n_jobs=n_jobs, verbose=0)(
-        delayed(_judge_permuted)(g, int(permutation_seed), kwargs) for g in groups
-    )
+    work = [([str(p) for p in group], int(permutation_seed)) for group in run_groups]
+    per_group = judge_in_processes(_permuted_agents, work, n_jobs=n_jobs, **kwargs)
     return [j for group in per_group for j in group]
 
 
