@@ -143,6 +143,32 @@ def verdict_table(aggregates: Sequence[Aggregate]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paths_table(aggregates: Sequence[Aggregate], judgements: Sequence[Judgement]) -> str:
+    """Markdown: which path judged each row and why, and the references an agent beat beyond their interval.
+
+    A reference beaten (``S > 1`` beyond a one-sided 97.5% bound) is not an
+    upper bound on those levels: on the sampled path a weak reference, on the
+    exact path a model that is wrong (e.g. a state key that merges states).
+    """
+    beaten: dict[tuple, dict[str, list[int]]] = {}
+    for j in judgements:
+        for reward in j.above_reference:
+            beaten.setdefault((j.agent, j.env_id, j.distribution), {}).setdefault(reward, []).append(j.seed)
+    lines = [
+        "| agent | env | distribution | path (seeds) | why | reference beaten (seeds) |",
+        "|" + "---|" * 6,
+    ]
+    for a in aggregates:
+        paths = ", ".join(f"{p} ({n}/{len(a.seeds)})" for p, n in sorted(a.judge_paths.items())) or "–"
+        why = "; ".join(a.path_reasons) or "–"
+        flags = beaten.get((a.agent, a.env_id, a.distribution), {})
+        flagged = (
+            ", ".join(f"{r} ({', '.join(map(str, seeds))})" for r, seeds in sorted(flags.items())) or "–"
+        )
+        lines.append(f"| {a.agent} | {a.env_id} | {a.distribution} | {paths} | {why} | {flagged} |")
+    return "\n".join(lines) + "\n"
+
+
 def behaviour_table(judgements: Sequence[Judgement]) -> str:
     """Markdown: what the agents did, measured directly (means over seeds), to check the verdicts against.
 
@@ -352,6 +378,8 @@ def write_report(
         + ", ".join(f"{k}={v}" for k, v in thresholds.items())
         + "\n\n"
         + verdict_table(aggregates)
+        + "\n## How each was judged\n\n"
+        + paths_table(aggregates, judgements)
         + "\n## Behaviour, measured directly\n\n"
         + behaviour_table(judgements)
     )

@@ -30,7 +30,7 @@ from agents.loading import TrainedAgent, load_agents
 from agents.run_logging import start_wandb
 from evaluation.judge import judge_agents
 from evaluation.progress import reporter
-from evaluation.report import behaviour_table, log_wandb, verdict_table, write_report
+from evaluation.report import behaviour_table, log_wandb, paths_table, verdict_table, write_report
 from evaluation.validation import held_out_markdown, held_out_rows
 from evaluation.verdict import Thresholds
 from experiments.common import (
@@ -149,6 +149,7 @@ def run(cfg: DictConfig) -> dict:
         log_wandb(judgements, aggregates, wandb_run)
         wandb_run.finish()
     print(verdict_table(aggregates))
+    print(paths_table(aggregates, judgements))
     print(behaviour_table(judgements))
     if cfg.hold_out_proxies:
         print(f"Each declared proxy held out from the candidates (EPIC bar {thresholds.epic}):\n{held_out}")

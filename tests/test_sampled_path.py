@@ -323,3 +323,25 @@ def test_a_merged_state_key_is_caught_on_the_exact_path_by_the_agent_beating_the
         "specified@train": pytest.approx(0.5),
         "intended@train": pytest.approx(0.5),
     }
+
+
+def test_the_report_says_which_path_judged_each_row_why_and_which_references_were_beaten():
+    from evaluation.judge import aggregate
+    from evaluation.report import paths_table
+
+    merged = judge(
+        CallablePolicy(right_then_left, "right_then_left"), MERGED.env_id, n_episodes=10, progress=None
+    )
+    point = judge(
+        push(2),
+        POINT,
+        n_episodes=20,
+        seed=[0, 1],
+        references=SampledReferences(POINT_REFERENCES),
+        progress=None,
+    )
+    table = paths_table(aggregate(merged + point), merged + point)
+    rows = {line.split(" | ")[1]: line for line in table.splitlines()[2:]}
+    assert "exact (1/1)" in rows[MERGED.env_id] and "specified (0)" in rows[MERGED.env_id]
+    assert "sampled (2/2)" in rows[POINT] and "needs state access" in rows[POINT]
+    assert rows[POINT].endswith("| – |")
