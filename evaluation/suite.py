@@ -63,6 +63,8 @@ def suite_entry(a: Aggregate, name: str | None = None) -> dict:
             "matches_expected": a.matches_expected,
             "scores": {k: (None if v is None else v.to_dict()) for k, v in keys.items()},
             "found_goal": {k: v.to_dict() for k, v in a.found_goal.items()},
+            "judge_paths": dict(a.judge_paths),
+            "path_reasons": list(a.path_reasons),
         }
     )
 
