@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: setup demo test test-slow test-slurm bench lint clean
+.PHONY: setup demo test test-slow test-slurm bench docs lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,15 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/env_throughput.py
 
+# the documentation site (mkdocs.yml) into site/; a broken README link, a broken link of the site's
+# pages or a module the API pages cannot find fails it (--strict)
+docs: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	$(PY) docs/check_links.py README.md
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) outputs multirun wandb
+	rm -rf $(VENV) outputs multirun wandb site
