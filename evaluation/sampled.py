@@ -57,6 +57,9 @@ JUDGE_PATHS = ("auto", "exact", "sampled")
 # A float observation is binned per dimension so that a state key holds about this many samples.
 SAMPLES_PER_BIN = 20
 MAX_BINS = 10  # per dimension
+# The references' training seed: with seed 1, the reference of `specified` on `train` has the training
+# config of a suite agent's seed 1, so it is that agent retrained, and judges it against itself.
+REFERENCE_SEED = 90001
 ABOVE_REFERENCE_Z = 1.96  # one-sided 97.5% normal bound on the agent's mean excess over the reference
 
 
@@ -139,7 +142,7 @@ class ReferenceTrainer:
     runs_dir: Path
     agent: object  # agents.training.AgentConfig
     total_timesteps: int | Mapping[str, int]  # one budget, or one per env id
-    seed: int = 1
+    seed: int = REFERENCE_SEED
     torch_threads: int = 1
     log: Callable[[str], None] = _log
     trained: dict[Path, Policy] = field(default_factory=dict, repr=False)

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 import envs
 from agents.external import policy_from_spec
 from agents.training import AgentConfig, TrainConfig
-from evaluation.sampled import ReferenceTrainer, SampledReferences
+from evaluation.sampled import REFERENCE_SEED, ReferenceTrainer, SampledReferences
 
 ENV_META_KEYS = ("name", "id", "tag", "total_timesteps", "module")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -236,6 +236,6 @@ def reference_sources(cfg: DictConfig, env_ids: Sequence[str]) -> SampledReferen
         Path(ref.get("runs_dir", "runs")),
         AgentConfig(**agent),
         budgets,
-        seed=int(ref.get("seed", 1)),
+        seed=int(ref.get("seed", REFERENCE_SEED)),
     )
     return SampledReferences(given, trainer)

@@ -247,6 +247,14 @@ def test_reference_trainer_trains_once_and_reuses_its_run_folder(tmp_path):
         first.action_probabilities(obs.observe()), second.action_probabilities(obs.observe())
     )
     assert trainer.run_dir(COIN, {}, "specified", "train") != run_dir
+    # the reference of specified on train is not any suite seed's agent retrained
+    from agents.training import TrainConfig, config_digest
+
+    reference = trainer.config(COIN, {}, "specified", "train")
+    agents = {
+        config_digest(TrainConfig(COIN, agent=agent, seed=s, total_timesteps=512)) for s in range(1, 11)
+    }
+    assert config_digest(reference) not in agents
     assert (
         ReferenceTrainer(tmp_path, agent, total_timesteps=1024).run_dir(COIN, {}, "specified", "test")
         != run_dir
