@@ -252,9 +252,9 @@ def test_reference_trainer_trains_once_and_reuses_its_run_folder(tmp_path):
 
     reference = trainer.config(COIN, {}, "specified", "train")
     agents = {
-        config_digest(TrainConfig(COIN, agent=agent, seed=s, total_timesteps=512)) for s in range(1, 11)
+        (config_digest(TrainConfig(COIN, agent=agent, seed=s, total_timesteps=512)), s) for s in range(1, 11)
     }
-    assert config_digest(reference) not in agents
+    assert (config_digest(reference), reference.seed) not in agents
     assert (
         ReferenceTrainer(tmp_path, agent, total_timesteps=1024).run_dir(COIN, {}, "specified", "test")
         != run_dir
