@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.policies import Policy, UniformRandomPolicy
+from agents.policies import PlannerPolicy, Policy, UniformRandomPolicy
 from envs.task import exact_problem
 from evaluation.epic import pearson_distance
 from evaluation.inference import CandidateInference, infer_from_values
@@ -119,7 +119,7 @@ def check_judgeable(
     path = choose_path(task, params, judge_path)
     if path.path == "sampled" and references.trainer is not None:
         references.trainer.budget(env_id)
-    if path.path == "sampled" and references.trainer is None:
+    if path.path == "sampled" and references.trainer is None and not references.planners:
         for d in params:
             for reward in task.reward_names:
                 references.policy(env_id, train_params, reward, d)
@@ -212,12 +212,21 @@ class SampledReferences:
     """The reference policy of each declared reward on each distribution: given ones first, else trained.
 
     ``given`` maps ``reward`` (every distribution) or ``reward@distribution``
-    to a policy.
+    to a policy. ``planners=True`` makes every other reference the reward's
+    exact planner (an env with a model only): the sampled path's inference
+    and EPIC then run on the exact path's references, which is how the two
+    are told apart from the references' quality.
     """
 
-    def __init__(self, given: Mapping[str, Policy] | None = None, trainer: ReferenceTrainer | None = None):
+    def __init__(
+        self,
+        given: Mapping[str, Policy] | None = None,
+        trainer: ReferenceTrainer | None = None,
+        planners: bool = False,
+    ):
         self.given = dict(given or {})
         self.trainer = trainer
+        self.planners = planners
         for key, policy in self.given.items():
             if not isinstance(policy, Policy):
                 raise ValueError(f"reference for {key!r} is not a Policy: {policy!r}")
@@ -226,6 +235,8 @@ class SampledReferences:
         for key in (f"{reward}@{distribution}", reward):
             if key in self.given:
                 return self.given[key]
+        if self.planners:
+            return PlannerPolicy(reward)
         if self.trainer is None:
             raise ValueError(
                 f"{env_id}: the sampled path needs a reference policy for {reward!r} on {distribution!r}: "

@@ -209,6 +209,8 @@ def reference_sources(cfg: DictConfig, env_ids: Sequence[str]) -> SampledReferen
         str(key): policy_from_spec(str(spec), name=f"reference[{key}]")
         for key, spec in (ref.get("policies") or {}).items()
     }
+    if ref.get("planners", False):
+        return SampledReferences(given, planners=True)
     if not ref.get("train", True):
         return SampledReferences(given)
     budgets = {}

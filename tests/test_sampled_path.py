@@ -112,8 +112,8 @@ SLIP = envs.register_task(
 
 
 def test_sampled_path_with_exact_planners_as_references_gives_the_exact_scores_and_verdicts():
-    task = envs.task(COIN)
-    references = SampledReferences({r: PlannerPolicy(r) for r in task.reward_names})
+    references = SampledReferences(planners=True)  # the exact path's references, on the sampled path
+    assert references.policy(COIN, {}, "reach_right_end", "test").reward == "reach_right_end"
     for agent in ("reach_right_end", "specified"):
         exact, sampled = (
             judge(
