@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
 
 import envs
 from agents.loading import TrainedAgent, load_agents
