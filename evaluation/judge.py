@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import envs
 from agents.loading import TrainedAgent, load_agents
@@ -39,7 +38,7 @@ from evaluation.irl import features_problem, maxent_irl
 from evaluation.levels import DEFAULT_BANK, LevelBank, distribution_level_seeds
 from evaluation.progress import JudgeStep, Progress, log_progress
 from evaluation.results import Aggregate, Judgement, aggregate, names_expected_goal
-from evaluation.rollouts import rollout
+from evaluation.rollouts import seeded_rollout
 from evaluation.sampled import (
     PathChoice,
     SampledBank,
@@ -282,11 +281,7 @@ def _save_references(folder: Path, references, seed: int) -> None:
 
 def _evaluate(policy, env_id, distribution, params, n_episodes, seed, bank):
     level_seeds = distribution_level_seeds(n_episodes, seed, distribution)
-    # a learned policy samples its actions from torch's global generator: seed it per
-    # (seed, distribution) so a judgement does not depend on what ran before it
-    with torch.random.fork_rng():
-        torch.manual_seed(int(level_seeds[0]) % (2**63))
-        agent_rollouts = rollout(policy, env_id, distribution, params, level_seeds=level_seeds)
+    agent_rollouts = seeded_rollout(policy, env_id, distribution, params, level_seeds)
     references = bank.references(env_id, distribution, params, level_seeds)
     return normalised_scores(agent_rollouts, references), agent_rollouts, references
 

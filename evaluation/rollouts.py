@@ -273,3 +273,16 @@ def rollout(
         alive=np.stack(alive_steps),
         extra=extra,
     )
+
+
+def seeded_rollout(
+    policy: Policy, env_id: str, distribution: str, params: dict, level_seeds, **kwargs
+) -> Rollouts:
+    """:func:`rollout` with torch's global generator seeded from the first level seed, restored after.
+
+    A learned policy samples its actions from that generator: seeding it per
+    level set makes a judgement independent of what ran before it.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(int(level_seeds[0]) % (2**63))
+        return rollout(policy, env_id, distribution, params, level_seeds=level_seeds, **kwargs)

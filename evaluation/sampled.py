@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from agents.policies import PlannerPolicy, Policy, UniformRandomPolicy
 from envs.task import exact_problem
@@ -49,7 +48,7 @@ from evaluation.epic import pearson_distance
 from evaluation.inference import CandidateInference, infer_from_values
 from evaluation.levels import References, distribution_level_seeds
 from evaluation.results import Judgement
-from evaluation.rollouts import Rollouts, rollout
+from evaluation.rollouts import Rollouts, rollout, seeded_rollout
 from evaluation.scores import normalised_scores
 from evaluation.verdict import decide
 
@@ -441,17 +440,9 @@ def evaluate_sampled(policy, task, train_params, distribution, params, n_episode
     """Scores, rollouts and references of ``policy`` on one distribution, the agent watched by every reference."""
     level_seeds = distribution_level_seeds(n_episodes, seed, distribution)
     levels = bank.levels(task, train_params, distribution, params, level_seeds)
-    with torch.random.fork_rng():
-        torch.manual_seed(int(level_seeds[0]) % (2**63))
-        agent_rollouts = rollout(
-            policy,
-            task.env_id,
-            distribution,
-            params,
-            level_seeds=level_seeds,
-            record_steps=True,
-            watch=levels.policies,
-        )
+    agent_rollouts = seeded_rollout(
+        policy, task.env_id, distribution, params, level_seeds, record_steps=True, watch=levels.policies
+    )
     return normalised_scores(agent_rollouts, levels.references), agent_rollouts, levels.references
 
 
