@@ -31,7 +31,17 @@ N_EPISODES = 100
 BETA = 300.0  # Q* gaps are ~0.1-0.2 per step, so beta * gap ~ 30-60 nats: near-greedy
 BANK = LevelBank()
 ENV_IDS = sorted(envs.ENVIRONMENTS)  # every env registered when the tests are collected
-CASES = [(e, d) for e in ENV_IDS for d in envs.core_class(e).distributions if d != "train"]
+# Judged on the sampled path (its test levels are over the exact path's limit): tests/test_sampled_path.py.
+BEYOND_EXACT_PATH = {
+    "GMSuite/KeysChestsMany-v0": "test levels hold 11 keys and 10 chests: more than the exact path's 200,000 states",
+}
+CASES = [
+    (e, d)
+    for e in ENV_IDS
+    if e not in BEYOND_EXACT_PATH
+    for d in envs.core_class(e).distributions
+    if d != "train"
+]
 PROXY_CASES = [(e, d, p) for e, d in CASES for p in envs.core_class(e).proxy_rewards]
 HIGH = Thresholds().high
 UNDEFINED = (math.nan, math.nan)  # a score band meaning "undefined": no return gap between optimal and random
