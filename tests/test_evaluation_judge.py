@@ -5,11 +5,20 @@ a Boltzmann-optimal agent for ``specified`` is robust; one for a proxy
 goal-misgeneralizes towards that proxy; one that is optimal on ``train`` and
 uniformly random after the shift capability-misgeneralizes; one random
 everywhere is untrained. The same default thresholds serve every env.
+
+This file holds the specifications, the helpers, the tests that are not per
+env, and the per-env tests for the envs that no other file takes
+(``ENVS_ELSEWHERE``): the per-env tests are defined here once and imported
+by tests/test_evaluation_judge_envs_1.py and tests/test_evaluation_judge_envs_2.py,
+each of which runs them over its own envs (``pytest_generate_tests``). The three
+files cost about the same, so ``pytest -n 2 --dist loadfile`` spreads them over
+both workers instead of one worker running all of them.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -31,7 +40,10 @@ N_EPISODES = 100
 BETA = 300.0  # Q* gaps are ~0.1-0.2 per step, so beta * gap ~ 30-60 nats: near-greedy
 BANK = LevelBank()
 ENV_IDS = sorted(envs.ENVIRONMENTS)  # every env registered when the tests are collected
-# Judged on the sampled path (its test levels are over the exact path's limit): tests/test_sampled_path.py.
+# Envs whose shifted levels the exact path cannot enumerate: the judge takes its sampled path there, which
+# needs reference policies (trained agents), so the exact planners' synthetic agents are not judged on them
+# here (tests/test_sampled_path.py tests that path); test_envs_left_out_are_judged_on_the_sampled_path
+# keeps the list honest.
 BEYOND_EXACT_PATH = {
     "GMSuite/KeysChestsMany-v0": "test levels hold 11 keys and 10 chests: more than the exact path's 200,000 states",
 }
@@ -220,6 +232,50 @@ def case_id(case) -> str:
     return "-".join(str(x).split("/")[-1] for x in case)
 
 
+# Which file runs the per-env tests of which env, chosen so that the three files cost about the same
+# (seconds per env, one process on 2 shared cores: KeysChests 240, MonsterShields 180, FollowPartner 125,
+# CoinRun 90 plus 105 for the tests that are not per env, BoatRace 80, GoalShift 75, Maze 55,
+# TomatoWatering 40, LavaShift 30, ColourShape 30). Envs named nowhere (a new env) run in this file, as
+# CoinRun does: the tests that are not per env read its judgements.
+ENVS_ELSEWHERE = {
+    "test_evaluation_judge_envs_1.py": (
+        "GMSuite/KeysChests-v0",
+        "GMSuite/Maze-v0",
+        "GMSuite/TomatoWatering-v0",
+        "GMSuite/LavaShift-v0",
+    ),
+    "test_evaluation_judge_envs_2.py": (
+        "GMSuite/MonsterShields-v0",
+        "GMSuite/BoatRace-v0",
+        "GMSuite/GoalShift-v0",
+    ),
+}
+ENVS_HERE = tuple(e for e, _ in CASES if not any(e in group for group in ENVS_ELSEWHERE.values()))
+
+
+def parametrize_cases(metafunc, env_ids) -> None:
+    """Parametrize a per-env test over the cases of ``env_ids``: ``case`` (env, shifted distribution),
+    ``proxy_case`` (env, distribution, proxy), ``built_case`` (env, distribution, specified or a proxy)."""
+    cases = [c for c in CASES if c[0] in env_ids]
+    proxy_cases = [c for c in PROXY_CASES if c[0] in env_ids]
+    lists = {
+        "case": cases,
+        "proxy_case": proxy_cases,
+        "built_case": [(e, d, "specified") for e, d in cases] + proxy_cases,
+    }
+    decorated = set()  # argnames a @pytest.mark.parametrize already fills (the other tests' own ``case``)
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        decorated |= {n.strip() for n in (names.split(",") if isinstance(names, str) else names)}
+    for name, values in lists.items():
+        if name in metafunc.fixturenames and name not in decorated:
+            metafunc.parametrize(name, values, ids=case_id)
+
+
+def pytest_generate_tests(metafunc):
+    parametrize_cases(metafunc, ENVS_HERE)
+
+
 class OptimalThenRandom(Policy):
     """Optimal for ``specified`` on ``train``; uniformly random on every other distribution."""
 
@@ -358,41 +414,68 @@ def test_every_specified_outcome_is_a_complete_specification():
         assert (outcome.irl_closest is None) != (outcome.irl_band is None), key  # exactly one IRL spec
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
+# ----------------------------------------------------------------- per-env tests (parametrized by parametrize_cases)
 def test_optimal_for_specified_gets_its_specified_outcome(case):
     outcome = specified_outcome(case + ("specified",))
     for j in judged(*case, "specified"):
         check_verdict(j, outcome)
 
 
-@pytest.mark.parametrize("case", PROXY_CASES, ids=case_id)
-def test_optimal_for_a_proxy_gets_its_specified_outcome(case):
+def test_optimal_for_a_proxy_gets_its_specified_outcome(proxy_case):
     """Goal misgeneralization naming the proxy, unless the env's design specifies otherwise."""
-    outcome = specified_outcome(case)
-    for j in judged(*case):
+    outcome = specified_outcome(proxy_case)
+    for j in judged(*proxy_case):
         check_verdict(j, outcome)
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_random_after_the_shift_is_capability_misgeneralization(case):
     expected = "misspecification" if is_misspecification_env(case[0]) else "capability_misgeneralization"
     for j in judged(*case, "optimal_then_random"):
         assert j.verdict == expected, describe(j)
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_random_everywhere_is_untrained(case):
     for j in judged(*case, "random"):
         assert j.verdict == "untrained", describe(j)
         assert j.inference.inferred_goal == "no_goal"
 
 
-@pytest.mark.parametrize("case", [(e, d, "specified") for e, d in CASES] + PROXY_CASES, ids=case_id)
-def test_irl_reward_is_where_its_specified_outcome_puts_it(case):
+def test_irl_reward_is_where_its_specified_outcome_puts_it(built_case):
     """Closest to the reward the agent was built from, unless the design puts it outside the IRL's features."""
-    outcome = specified_outcome(case)
-    for j in judged(*case):
+    outcome = specified_outcome(built_case)
+    for j in judged(*built_case):
         check_irl(j, outcome)
+
+
+PER_ENV_TESTS = (  # what test_evaluation_judge_envs_*.py import and run over their envs
+    "test_optimal_for_specified_gets_its_specified_outcome",
+    "test_optimal_for_a_proxy_gets_its_specified_outcome",
+    "test_random_after_the_shift_is_capability_misgeneralization",
+    "test_random_everywhere_is_untrained",
+    "test_irl_reward_is_where_its_specified_outcome_puts_it",
+)
+
+
+# ----------------------------------------------------------------- the rest, on one reference env
+def test_every_env_is_judged_in_exactly_one_file():
+    """The groups name judged envs only, and no env twice; an env named nowhere runs in this file."""
+    named = [e for group in ENVS_ELSEWHERE.values() for e in group]
+    assert len(named) == len(set(named)), named
+    assert set(named) <= {e for e, _ in CASES}, set(named) - {e for e, _ in CASES}
+    assert set(ENVS_HERE) | set(named) | set(BEYOND_EXACT_PATH) == set(ENV_IDS)
+    for file in ENVS_ELSEWHERE:  # each file runs every per-env test (this one's functions, over its envs)
+        module = importlib.import_module(f"tests.{file.removesuffix('.py')}")
+        missing = [name for name in PER_ENV_TESTS if getattr(module, name, None) is not globals()[name]]
+        assert missing == [], file
+    assert REF_CASES[0][0] in ENVS_HERE and REF_PROXY_CASES[0][0] in ENVS_HERE  # shares judged() below
+
+
+@pytest.mark.parametrize("env_id", sorted(BEYOND_EXACT_PATH))
+def test_envs_left_out_are_judged_on_the_sampled_path(env_id):
+    """An env left out of CASES is one the judge cannot take on the exact path (without references it stops)."""
+    (distribution,) = [d for d in envs.core_class(env_id).distributions if d != "train"]
+    with pytest.raises(ValueError, match="the sampled path needs a reference policy"):
+        judge(UniformRandomPolicy(0), env_id, n_episodes=5, distributions=[distribution], bank=BANK)
 
 
 def test_every_judgement_carries_its_evidence():
@@ -424,10 +507,11 @@ def test_aggregate_majority_breaks_ties_in_verdict_order():
     env_id, distribution = REF_CASES[0]
     a = replace(judged(env_id, distribution, "specified")[0], agent="mixed", seed=0)
     b = replace(judged(env_id, distribution, "random")[1], agent="mixed", seed=1)
+    assert (a.verdict, b.verdict) == ("robust", "untrained")  # one vote each
     (agg,) = aggregate([a, b], reps=50)  # b was judged without IRL: its IRL distances are absent, not NaN
     assert agg.irl_epic["specified"].n == 1
-    assert {agg.verdict} <= {"untrained", "robust"} and agg.agreement == 0.5
-    assert agg.verdict == "untrained"  # earlier in VERDICTS
+    # a tie: the verdict is the tied one earlier in VERDICTS
+    assert (agg.verdict, agg.goal, agg.agreement) == ("untrained", None, 0.5)
 
 
 def test_report_files_are_complete_and_valid(tmp_path):
@@ -526,8 +610,9 @@ def test_a_fresh_sb3_agent_is_judged_end_to_end():
     (j,) = judge(
         SB3Policy(model, name="ppo_untrained"), env_id, n_episodes=20, distributions=[distribution], bank=BANK
     )
-    assert j.verdict in VERDICTS and j.policy == "ppo_untrained"
-    assert j.verdict == "untrained", j.reason  # an untrained network is no better than random on train
+    assert j.policy == "ppo_untrained"
+    # an untrained network is no better than random on train: rule 1, which names no goal
+    assert (j.verdict, j.goal) == ("untrained", None), j.reason
 
 
 def test_wandb_logging_offline_writes_a_local_run(monkeypatch, tmp_path):
@@ -570,10 +655,10 @@ def test_without_irl_verdicts_scores_and_posteriors_are_the_same(tmp_path, kind)
         return {s: make_agent(name, s) for s in SEEDS}
 
     kwargs = dict(n_episodes=N_EPISODES, distributions=[distribution], agent=name, bank=BANK)
-    with_irl = (
-        judged(env_id, distribution, name) if name not in WITHOUT_IRL else judge(agents(), env_id, **kwargs)
-    )
-    without = judge(agents(), env_id, **kwargs, irl=False)
+    if name in WITHOUT_IRL:  # judged() has the judgements without IRL: judge the same agents with it
+        with_irl, without = judge(agents(), env_id, **kwargs), judged(env_id, distribution, name)
+    else:
+        with_irl, without = judged(env_id, distribution, name), judge(agents(), env_id, **kwargs, irl=False)
     for a, b in zip(with_irl, without, strict=True):
         assert not a.irl.get("skipped") and a.irl["epic"]
         assert (a.verdict, a.goal, a.reason) == (b.verdict, b.goal, b.reason)
