@@ -229,7 +229,7 @@ class KeysChestsVector(ShiftVectorEnv):
 
 
 class KeysChestsManyCore(KeysChestsCore):
-    """KeysChests with a test distribution too large to enumerate: eight keys and eight chests.
+    """KeysChests with a test distribution too large to enumerate: eleven keys and ten chests.
 
     Same dynamics and rewards as :class:`KeysChestsCore` on a 13x13 maze
     (``max_steps`` 26). ``train`` is the usual one key and two chests; on
@@ -257,4 +257,3 @@ class KeysChestsMany(ShiftEnv):
 
 class KeysChestsManyVector(ShiftVectorEnv):
     core_cls = KeysChestsManyCore
-
