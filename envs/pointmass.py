@@ -50,7 +50,7 @@ import numpy as np
 import envs
 from envs.gym_adapter import GymTask, Transition
 
-GYM_ID = "GMSuite/PointMassRail-v0"
+GYM_ID = "PointMassRail-v0"  # the plain Gymnasium env; GMSuite/ ids are tasks
 TASK_ID = "GMSuite/PointMass-v0"
 MAX_STEPS = 100
 
